@@ -1,0 +1,169 @@
+//! `egi bench`: runtime speed on one model, as a table. Every figure is measured in this run;
+//! the decode figures sit beside the bound that memory bandwidth sets (all weights are read
+//! once per decoding step), measured here too.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use egi_generate::{generate, Request, SamplingParams};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// Prompt length for prefill and for forward+backward.
+    #[arg(long, default_value_t = 256)]
+    pub tokens: usize,
+    /// Tokens generated per sequence in the decode measurements.
+    #[arg(long, default_value_t = 64)]
+    pub new_tokens: usize,
+    /// Batch size of the batched decode measurement.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Repetitions; the table reports the median.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Also print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Copy bandwidth in GB/s (bytes read + written), from a 256 MiB buffer.
+fn copy_bandwidth() -> f64 {
+    let n = 64 << 20; // f32 elements
+    let src = vec![1.0f32; n];
+    let mut dst = vec![0.0f32; n];
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        dst.copy_from_slice(&src);
+        let s = t.elapsed().as_secs_f64();
+        std::hint::black_box(&dst);
+        best = best.max(2.0 * (n * 4) as f64 / s / 1e9);
+    }
+    best
+}
+
+/// f32 matrix-multiply rate in GFLOP/s (1024^3 products through candle).
+fn matmul_rate() -> Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu)?;
+    let mut times = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        std::hint::black_box(c.sum_all()?.to_scalar::<f32>()?);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * 1024f64.powi(3) / median(times) / 1e9)
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let mut m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?.clone();
+    let eos: Vec<u32> = vec![]; // never stop early: every request decodes exactly new_tokens
+    let cfg = m.model.cfg.clone();
+    let (body, emb) = cfg.n_params();
+    let threads = candle_core::utils::get_num_threads();
+    let bw = copy_bandwidth();
+    let mm = matmul_rate()?;
+    // Prompt: real text, repeated to the requested length.
+    let base = tok.encode(
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May? ",
+        false,
+    )?;
+    let prompt: Vec<u32> = base.iter().cycle().take(a.tokens).cloned().collect();
+    let dev = m.model.device().clone();
+
+    // Prefill: one cached forward over the prompt, last-position logits.
+    let mut t_prefill = vec![];
+    for _ in 0..a.reps {
+        let t = Instant::now();
+        let req = Request {
+            prompt_ids: prompt.clone(),
+            params: SamplingParams { temperature: 0.0, max_new_tokens: 1, ..Default::default() },
+        };
+        generate(&m.model, &tok, &eos, &[req])?;
+        t_prefill.push(t.elapsed().as_secs_f64());
+    }
+    let prefill = a.tokens as f64 / median(t_prefill.clone());
+
+    // Decode: time to generate new_tokens minus the one-token (prefill) time.
+    let short: Vec<u32> = prompt[..32.min(prompt.len())].to_vec();
+    let decode = |batch: usize| -> Result<f64> {
+        let reqs: Vec<Request> = (0..batch)
+            .map(|i| Request {
+                prompt_ids: short.clone(),
+                params: SamplingParams {
+                    temperature: 0.7,
+                    top_p: 0.95,
+                    max_new_tokens: a.new_tokens,
+                    seed: i as u64,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let one: Vec<Request> = reqs
+            .iter()
+            .map(|r| Request { params: SamplingParams { max_new_tokens: 1, ..r.params.clone() }, ..r.clone() })
+            .collect();
+        let mut rates = vec![];
+        for _ in 0..a.reps {
+            let t = Instant::now();
+            generate(&m.model, &tok, &eos, &one)?;
+            let t1 = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            generate(&m.model, &tok, &eos, &reqs)?;
+            let tn = t.elapsed().as_secs_f64();
+            rates.push((batch * (a.new_tokens - 1)) as f64 / (tn - t1).max(1e-9));
+        }
+        Ok(median(rates))
+    };
+    let d1 = decode(1)?;
+    let db = decode(a.batch)?;
+
+    // Forward + backward over `tokens` tokens, every parameter trainable, loss = -sum log p.
+    m.model.set_trainable(|_| true)?;
+    let ids = Tensor::new(prompt.as_slice(), &dev)?.unsqueeze(0)?;
+    let mut t_fb = vec![];
+    for _ in 0..a.reps {
+        let t = Instant::now();
+        let attn = egi_model::AttnInput::causal(1, a.tokens - 1, DType::F32, &dev)?;
+        let h = m.model.forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?;
+        let lp = m.model.target_logprobs(&h, &ids.narrow(1, 1, a.tokens - 1)?, 128)?;
+        let grads = lp.sum_all()?.neg()?.backward()?;
+        std::hint::black_box(grads);
+        t_fb.push(t.elapsed().as_secs_f64());
+    }
+    let fb = median(t_fb);
+
+    let bytes_per_step = ((body + emb) * 4) as f64; // f32 weights, tied lm_head counted once
+    let bound = bw * 1e9 / bytes_per_step;
+    println!("egi bench: {} ({} layers, hidden {}, {:.1}M params), f32, {threads} threads", m.source.path().display(), cfg.num_layers, cfg.hidden_size, (body + emb) as f64 / 1e6);
+    println!("| measurement | value |");
+    println!("|---|---|");
+    println!("| memory copy bandwidth | {bw:.1} GB/s |");
+    println!("| f32 matmul 1024^3 | {mm:.1} GFLOP/s |");
+    println!("| prefill ({} tokens) | {prefill:.0} tokens/s |", a.tokens);
+    println!("| decode, batch 1 | {d1:.1} tokens/s |");
+    println!("| decode, batch {} | {db:.1} tokens/s ({:.1}x batch 1) |", a.batch, db / d1);
+    println!("| decode bound from bandwidth (weights read per step) | {bound:.1} steps/s |");
+    println!("| forward+backward, {} tokens, all params | {fb:.2} s |", a.tokens);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": m.source.path(), "threads": threads, "copy_gb_s": bw, "matmul_gflop_s": mm,
+                "prefill_tok_s": prefill, "decode_b1_tok_s": d1, "decode_batch": a.batch,
+                "decode_batch_tok_s": db, "decode_bound_steps_s": bound, "fwd_bwd_s": fb,
+            })
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `egi score`: per-token log-probabilities and entropies of given responses.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use egi_model::score::score_ids;
+use egi_model::text::encode_pair;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// JSONL, one {"id", "prompt", "response"} per line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// JSONL written atomically: per response its tokens (pos, id, text, logit, logprob,
+    /// entropy), total_logprob, mean_logprob and perplexity.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Use the prompt text as is instead of the chat template.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Deserialize)]
+pub struct Line {
+    pub id: serde_json::Value,
+    pub prompt: String,
+    pub response: String,
+}
+
+/// Read `{"id","prompt","response"}` lines; errors name the file and the line.
+pub fn read_lines(path: &std::path::Path) -> Result<Vec<Line>> {
+    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"id\", \"prompt\", \"response\"}}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        out.push(l);
+    }
+    if out.is_empty() {
+        bail!("{}: no input lines", path.display());
+    }
+    Ok(out)
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let lines = read_lines(&a.input)?;
+    let m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?;
+    let pb = crate::common::progress(lines.len() as u64, "responses");
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let enc = encode_pair(tok, &l.prompt, &l.response, a.raw)
+            .with_context(|| format!("{}:{} (id {})", a.input.display(), i + 1, l.id))?;
+        let scores = score_ids(&m.model, &enc.ids, enc.n_prompt)
+            .with_context(|| format!("{}:{} (id {})", a.input.display(), i + 1, l.id))?;
+        let total: f64 = scores.iter().map(|s| s.logprob).sum();
+        let n = scores.len();
+        let tokens: Vec<_> = scores
+            .iter()
+            .zip(&enc.char_starts)
+            .map(|(s, c)| {
+                Ok(json!({
+                    "pos": s.pos, "id": s.id, "text": tok.decode(&[s.id], false)?,
+                    "char_start": c, "logit": s.logit, "logprob": s.logprob, "entropy": s.entropy,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let v = json!({
+            "id": l.id,
+            "n_prompt": enc.n_prompt,
+            "n_tokens": n,
+            "total_logprob": total,
+            "mean_logprob": total / n as f64,
+            "perplexity": (-total / n as f64).exp(),
+            "tokens": tokens,
+        });
+        out.push_str(&serde_json::to_string(&v)?);
+        out.push('\n');
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    crate::common::write_atomic(&a.out, out.as_bytes())?;
+    eprintln!("scored {} responses -> {}", lines.len(), a.out.display());
+    Ok(())
+}

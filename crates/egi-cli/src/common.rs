@@ -1,0 +1,92 @@
+//! Pieces every subcommand shares: loading a model by `--model`, atomic file output, progress
+//! bars, and the small `save` / `info` commands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use egi_model::LoadedModel;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub fn load_model(spec: &str) -> Result<LoadedModel> {
+    let t = std::time::Instant::now();
+    let m = egi_model::load(spec, DType::F32, &Device::Cpu)?;
+    tracing::info!(
+        "loaded {} ({} layers) from {} in {:.1}s",
+        m.model.cfg.arch.model_type(),
+        m.model.cfg.num_layers,
+        m.source.path().display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(m)
+}
+
+/// Write `text` to `path` through a temporary file in the same directory and a rename, so a
+/// crash never leaves a half-written output.
+pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot write here", dir.display()))?;
+    tmp.write_all(text)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot move output into place", path.display()))?;
+    Ok(())
+}
+
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("static template"),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Model to read (GGUF file, HF directory, `default`, or hub id).
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// Directory to write (config.json, model.safetensors, tokenizer.json, ...). Replaced
+    /// atomically if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn save(a: SaveArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    egi_model::save_hf_dir(&m.model, m.tokenizer.as_ref(), &m.generation, &a.out)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    #[arg(long, default_value = "default")]
+    pub model: String,
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    let c = &m.model.cfg;
+    let (body, emb) = c.n_params();
+    let v = serde_json::json!({
+        "source": m.source.path(),
+        "config": c.to_hf_json(),
+        "params_non_embedding": body,
+        "params_embedding": emb,
+        "eos_token_ids": m.eos_ids(),
+        "chat_template": m.tokenizer.as_ref().map(|t| t.chat_template.is_some()),
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}

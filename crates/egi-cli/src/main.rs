@@ -1,0 +1,80 @@
+//! `egi`: the command-line front end. Each subcommand lives in its own module; this file only
+//! parses arguments, sets up logging and threads, and dispatches.
+
+mod bench;
+mod cmd_generate;
+mod cmd_score;
+mod common;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "egi",
+    version,
+    about = "Look inside reasoning language models and train them",
+    long_about = "egi measures how language models reason (entropy and logit-gradient \
+fingerprints) and trains them with verifiable rewards, on a laptop CPU or a GPU.\n\n\
+Every command takes --model: a GGUF file, a Hugging Face model directory \
+(config.json + *.safetensors + tokenizer.json), `default` (SmolLM2-135M-Instruct, fetched \
+once into ~/.cache/egi), or a hub id (needs a build with --features hub).",
+    after_help = "Examples:\n  egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
+egi score --model default --input texts.jsonl --out scores.jsonl\n  \
+egi save --model default --out smollm2-hf\n  egi bench --model default"
+)]
+struct Cli {
+    /// Worker threads for tensor math (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Sample completions of a prompt (batched, KV-cached).
+    Generate(cmd_generate::Args),
+    /// Per-token log-probabilities and entropies of given responses (teacher forcing).
+    Score(cmd_score::Args),
+    /// Write a model (e.g. a GGUF file) as a Hugging Face directory transformers can load.
+    Save(common::SaveArgs),
+    /// Print a model's configuration and parameter counts.
+    Info(common::InfoArgs),
+    /// Measure prefill, decode (batch 1 and 16) and forward+backward speed; prints a table.
+    Bench(bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        // candle's CPU kernels read this once, at first use.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let r = match cli.cmd {
+        Cmd::Generate(a) => cmd_generate::run(a),
+        Cmd::Score(a) => cmd_score::run(a),
+        Cmd::Save(a) => common::save(a),
+        Cmd::Info(a) => common::info(a),
+        Cmd::Bench(a) => bench::run(a),
+    };
+    if let Err(e) = r {
+        // One line: the chain of causes, outermost first.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,197 @@
+//! Batched sampling with a KV cache.
+//!
+//! Prompts of different lengths are left-padded into one batch; the attention mask hides the
+//! pads and rotary positions skip them, so each row computes what it would alone. Rows that
+//! finish (EOS, stop string, length) leave the batch, and the cache shrinks with them.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use egi_model::{AttnInput, KvCache, Tokenizer, Transformer};
+
+use crate::sampling::{sample, SamplingParams};
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt_ids: Vec<u32>,
+    pub params: SamplingParams,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    Eos,
+    Stop,
+    Length,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Completion {
+    /// Generated ids, including the EOS token or the token that completed a stop string.
+    pub token_ids: Vec<u32>,
+    /// Decoded text, without EOS and cut before a stop string.
+    pub text: String,
+    /// log p(token) under the model (temperature 1), one per generated id.
+    pub logprobs: Vec<f64>,
+    pub finish_reason: FinishReason,
+}
+
+struct Row {
+    req: usize,
+    pad: usize,
+    rng: ChaCha8Rng,
+    out: Vec<u32>,
+    logprobs: Vec<f64>,
+}
+
+/// Generate completions for all requests in one batch.
+pub fn generate(
+    model: &Transformer,
+    tok: &Tokenizer,
+    eos_ids: &[u32],
+    requests: &[Request],
+) -> Result<Vec<Completion>> {
+    generate_with_progress(model, tok, eos_ids, requests, &mut |_| {})
+}
+
+/// As [`generate`], calling `on_token(n)` after each decoding step with the number of tokens
+/// produced in that step (for progress bars).
+pub fn generate_with_progress(
+    model: &Transformer,
+    tok: &Tokenizer,
+    eos_ids: &[u32],
+    requests: &[Request],
+    on_token: &mut dyn FnMut(usize),
+) -> Result<Vec<Completion>> {
+    let mut done: Vec<Option<Completion>> = vec![None; requests.len()];
+    if requests.is_empty() {
+        return Ok(vec![]);
+    }
+    let dev = model.device();
+    let max_prompt = requests.iter().map(|r| r.prompt_ids.len()).max().unwrap_or(0);
+    let max_new = requests.iter().map(|r| r.params.max_new_tokens).max().unwrap_or(0);
+    for (i, r) in requests.iter().enumerate() {
+        if r.prompt_ids.is_empty() {
+            anyhow::bail!("request {i}: empty prompt");
+        }
+        if r.params.max_new_tokens == 0 {
+            done[i] = Some(Completion {
+                token_ids: vec![],
+                text: String::new(),
+                logprobs: vec![],
+                finish_reason: FinishReason::Length,
+            });
+        }
+    }
+    let ctx = max_prompt + max_new;
+    if ctx > model.cfg.max_position_embeddings {
+        tracing::warn!(
+            "prompt + max_new_tokens = {ctx} exceeds the model's context ({})",
+            model.cfg.max_position_embeddings
+        );
+    }
+    let mut rows: Vec<Row> = requests
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| done[*i].is_none())
+        .map(|(i, r)| Row {
+            req: i,
+            pad: max_prompt - r.prompt_ids.len(),
+            rng: ChaCha8Rng::seed_from_u64(r.params.seed),
+            out: vec![],
+            logprobs: vec![],
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(done.into_iter().map(|c| c.unwrap()).collect());
+    }
+    let mut cache = KvCache::new(model.cfg.num_layers, ctx);
+    // Prefill: all prompts at once.
+    let mut ids = Vec::with_capacity(rows.len() * max_prompt);
+    for r in &rows {
+        ids.extend(std::iter::repeat_n(0u32, r.pad));
+        ids.extend(&requests[r.req].prompt_ids);
+    }
+    let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
+    let input = Tensor::from_vec(ids, (rows.len(), max_prompt), dev)?;
+    let attn = AttnInput::left_padded(&pads, 0, max_prompt, model.dtype(), dev)?;
+    let mut logits = model.forward_cached(&input, &attn, &mut cache, true)?;
+    loop {
+        let rows_logits: Vec<Vec<f32>> = logits
+            .squeeze(1)?
+            .to_dtype(DType::F32)?
+            .to_vec2()
+            .context("reading logits")?;
+        let mut next = Vec::with_capacity(rows.len());
+        let mut keep = Vec::with_capacity(rows.len());
+        for (k, (row, l)) in rows.iter_mut().zip(&rows_logits).enumerate() {
+            let p = &requests[row.req].params;
+            let (id, lp) = sample(l, p, &mut row.rng);
+            row.out.push(id);
+            row.logprobs.push(lp);
+            let finish = if eos_ids.contains(&id) {
+                Some(FinishReason::Eos)
+            } else if !p.stop.is_empty() && {
+                let text = tok.decode(&row.out, true)?;
+                p.stop.iter().any(|s| text.contains(s.as_str()))
+            } {
+                Some(FinishReason::Stop)
+            } else if row.out.len() >= p.max_new_tokens {
+                Some(FinishReason::Length)
+            } else {
+                None
+            };
+            match finish {
+                Some(f) => done[row.req] = Some(finish_row(tok, row, p, f)?),
+                None => {
+                    keep.push(k as u32);
+                    next.push(id);
+                }
+            }
+        }
+        on_token(rows.len());
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() < rows.len() {
+            let sel = Tensor::new(keep.as_slice(), dev)?;
+            cache.select_rows(&sel)?;
+            let mut k = 0;
+            rows.retain(|_| {
+                let r = keep.contains(&k);
+                k += 1;
+                r
+            });
+        }
+        let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
+        let input = Tensor::from_vec(next, (rows.len(), 1), dev)?;
+        let attn = AttnInput::left_padded(&pads, cache.len(), 1, model.dtype(), dev)?;
+        logits = model.forward_cached(&input, &attn, &mut cache, true)?;
+    }
+    Ok(done
+        .into_iter()
+        .map(|c| c.expect("every request finishes"))
+        .collect())
+}
+
+fn finish_row(tok: &Tokenizer, row: &Row, p: &SamplingParams, f: FinishReason) -> Result<Completion> {
+    let body: &[u32] = if f == FinishReason::Eos {
+        &row.out[..row.out.len() - 1]
+    } else {
+        &row.out
+    };
+    let mut text = tok.decode(body, true)?;
+    if f == FinishReason::Stop {
+        if let Some(cut) = p.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            text.truncate(cut);
+        }
+    }
+    Ok(Completion {
+        token_ids: row.out.clone(),
+        text,
+        logprobs: row.logprobs.clone(),
+        finish_reason: f,
+    })
+}

@@ -1,0 +1,23 @@
+//! egi-model: a differentiable transformer runtime on candle.
+//!
+//! - [`source`]: what `--model` names (GGUF file, HF directory, `default`, hub id);
+//! - [`config`], [`weights`]: hyper-parameters and tensors from HF or GGUF checkpoints;
+//! - [`tokenizer`], [`chat`]: tokenizers from tokenizer.json or GGUF metadata, chat templates;
+//! - [`model`]: Llama / Qwen2 / Qwen3 forward passes, exact gradients, KV-cache inference;
+//! - [`load`]: all of the above in one call, and saving back to an HF directory;
+//! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
+
+pub mod chat;
+pub mod config;
+pub mod load;
+pub mod model;
+pub mod score;
+pub mod source;
+pub mod text;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::{Arch, ModelConfig};
+pub use load::{load, save_hf_dir, GenerationDefaults, LoadedModel};
+pub use model::{AttnInput, KvCache, Transformer};
+pub use tokenizer::Tokenizer;

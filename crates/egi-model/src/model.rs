@@ -1,0 +1,537 @@
+//! One decoder-only transformer definition for Llama, Qwen2 and Qwen3.
+//!
+//! Two paths share this code:
+//! - the *differentiable* path (`forward`), built only from candle ops that record a backward
+//!   (candle's fused rope, rms_norm, softmax_last_dim and KV-cache append silently drop
+//!   gradients, see STACK-NOTES);
+//! - the *inference* path (`forward_cached`), which may use the fused ops and a KV cache.
+//!
+//! Tests prove the first against finite differences and the second against the first.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+
+use crate::config::ModelConfig;
+use crate::weights::Weights;
+
+/// One named weight. `var` is set when the weight is trainable: `value` then is the variable's
+/// tensor, so backward records its gradient; frozen weights are plain tensors, which backward
+/// skips.
+#[derive(Clone)]
+pub struct Param {
+    pub name: String,
+    pub value: Tensor,
+    pub var: Option<Var>,
+}
+
+#[derive(Clone, Copy)]
+struct Layer {
+    input_norm: usize,
+    q: usize,
+    k: usize,
+    v: usize,
+    o: usize,
+    q_bias: Option<usize>,
+    k_bias: Option<usize>,
+    v_bias: Option<usize>,
+    q_norm: Option<usize>,
+    k_norm: Option<usize>,
+    post_norm: usize,
+    gate: usize,
+    up: usize,
+    down: usize,
+}
+
+pub struct Transformer {
+    pub cfg: ModelConfig,
+    params: Vec<Param>,
+    index: HashMap<String, usize>,
+    layers: Vec<Layer>,
+    embed: usize,
+    final_norm: usize,
+    lm_head: Option<usize>,
+    /// RoPE tables [max_pos, head_dim/2], in the model dtype.
+    cos: Tensor,
+    sin: Tensor,
+    dtype: DType,
+    device: Device,
+}
+
+/// Per-layer key/value cache for the inference path: [B, n_kv, S, head_dim] each.
+pub struct KvCache {
+    max_len: usize,
+    len: usize,
+    kv: Vec<Option<candle_nn::kv_cache::KvCache>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize, max_len: usize) -> Self {
+        KvCache {
+            max_len,
+            len: 0,
+            kv: (0..n_layers)
+                .map(|_| Some(candle_nn::kv_cache::KvCache::new(2, max_len)))
+                .collect(),
+        }
+    }
+    /// Tokens held so far (including left padding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Keep only the given batch rows (drop finished sequences).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for kv in self.kv.iter_mut() {
+            let Some(c) = kv.as_ref() else { continue };
+            let (Some(k), Some(v)) = (c.k()?, c.v()?) else {
+                continue;
+            };
+            let k = k.index_select(rows, 0)?.contiguous()?;
+            let v = v.index_select(rows, 0)?.contiguous()?;
+            let mut fresh = candle_nn::kv_cache::KvCache::new(2, self.max_len);
+            fresh.append(&k, &v)?;
+            *kv = Some(fresh);
+        }
+        Ok(())
+    }
+}
+
+/// Where each query sits and what it may attend to.
+pub struct AttnInput {
+    /// Rotary position of each token, [B, T] u32.
+    pub positions: Tensor,
+    /// Additive mask [B, 1, T, S] (0 or a large negative), S = cached + T keys.
+    pub mask: Tensor,
+}
+
+/// Large negative instead of -inf: a fully masked row (a padding query) then gets uniform
+/// weights instead of NaN, and its output is ignored anyway.
+const NEG: f64 = -1e30;
+
+impl AttnInput {
+    /// Plain causal attention over B sequences of T tokens starting at position 0. Right padding
+    /// needs nothing more: causality keeps real tokens from seeing the pads after them.
+    pub fn causal(b: usize, t: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let mask: Vec<f64> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { NEG }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (1, 1, t, t), device)?
+            .to_dtype(dtype)?
+            .broadcast_as((b, 1, t, t))?
+            .contiguous()?;
+        Ok(AttnInput {
+            positions: Tensor::from_vec(pos, (b, t), device)?,
+            mask,
+        })
+    }
+
+    /// Left-padded rows: row r has `pad[r]` padding tokens first. `past` keys are already
+    /// cached; `t` new tokens follow. Pads are never attended to, positions skip them.
+    pub fn left_padded(
+        pad: &[usize],
+        past: usize,
+        t: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = pad.len();
+        let s = past + t;
+        let mut pos = Vec::with_capacity(b * t);
+        let mut mask = Vec::with_capacity(b * t * s);
+        for &p in pad {
+            for i in 0..t {
+                let q = past + i;
+                pos.push(q.saturating_sub(p) as u32);
+                for j in 0..s {
+                    mask.push(if j <= q && j >= p { 0.0 } else { NEG });
+                }
+            }
+        }
+        Ok(AttnInput {
+            positions: Tensor::from_vec(pos, (b, t), device)?,
+            mask: Tensor::from_vec(mask, (b, 1, t, s), device)?.to_dtype(dtype)?,
+        })
+    }
+}
+
+fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    // [.., in] x [out, in]^T: gemm reads the transposed weight in place, no copy.
+    let y = match x.dims() {
+        [b0, t, i] => x
+            .reshape((b0 * t, *i))?
+            .matmul(&w.t()?)?
+            .reshape((*b0, *t, ()))?,
+        _ => x.matmul(&w.t()?)?,
+    };
+    Ok(match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+/// RMSNorm over the last dimension from differentiable ops.
+fn rms_norm_diff(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let x = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    Ok(x.broadcast_mul(w)?)
+}
+
+fn rotate_half(x: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
+}
+
+impl Transformer {
+    /// Build from HF-named tensors; every weight is converted to `dtype` and starts frozen.
+    pub fn from_weights(
+        cfg: ModelConfig,
+        mut w: Weights,
+        dtype: DType,
+        device: &Device,
+        source: &str,
+    ) -> Result<Self> {
+        let mut params = Vec::new();
+        let mut index = HashMap::new();
+        let mut take = |name: &str, shape: &[usize], required: bool| -> Result<Option<usize>> {
+            match w.remove(name) {
+                None if required => bail!(
+                    "{source}: tensor \"{name}\" is missing (expected shape {shape:?})"
+                ),
+                None => Ok(None),
+                Some(t) => {
+                    if t.dims() != shape {
+                        bail!(
+                            "{source}: tensor \"{name}\" has shape {:?}, config implies {shape:?}",
+                            t.dims()
+                        );
+                    }
+                    let value = t.to_device(device)?.to_dtype(dtype)?.detach();
+                    index.insert(name.to_string(), params.len());
+                    params.push(Param {
+                        name: name.to_string(),
+                        value,
+                        var: None,
+                    });
+                    Ok(Some(params.len() - 1))
+                }
+            }
+        };
+        let h = cfg.hidden_size;
+        let (qd, kvd, hd) = (
+            cfg.num_heads * cfg.head_dim,
+            cfg.num_kv_heads * cfg.head_dim,
+            cfg.head_dim,
+        );
+        let embed = take("model.embed_tokens.weight", &[cfg.vocab_size, h], true)?.unwrap();
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for l in 0..cfg.num_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            let bias = cfg.attention_bias;
+            layers.push(Layer {
+                input_norm: take(&p("input_layernorm.weight"), &[h], true)?.unwrap(),
+                q: take(&p("self_attn.q_proj.weight"), &[qd, h], true)?.unwrap(),
+                k: take(&p("self_attn.k_proj.weight"), &[kvd, h], true)?.unwrap(),
+                v: take(&p("self_attn.v_proj.weight"), &[kvd, h], true)?.unwrap(),
+                o: take(&p("self_attn.o_proj.weight"), &[h, qd], true)?.unwrap(),
+                q_bias: take(&p("self_attn.q_proj.bias"), &[qd], bias)?,
+                k_bias: take(&p("self_attn.k_proj.bias"), &[kvd], bias)?,
+                v_bias: take(&p("self_attn.v_proj.bias"), &[kvd], bias)?,
+                q_norm: take(&p("self_attn.q_norm.weight"), &[hd], cfg.qk_norm)?,
+                k_norm: take(&p("self_attn.k_norm.weight"), &[hd], cfg.qk_norm)?,
+                post_norm: take(&p("post_attention_layernorm.weight"), &[h], true)?.unwrap(),
+                gate: take(&p("mlp.gate_proj.weight"), &[cfg.intermediate_size, h], true)?
+                    .unwrap(),
+                up: take(&p("mlp.up_proj.weight"), &[cfg.intermediate_size, h], true)?.unwrap(),
+                down: take(&p("mlp.down_proj.weight"), &[h, cfg.intermediate_size], true)?
+                    .unwrap(),
+            });
+        }
+        let final_norm = take("model.norm.weight", &[h], true)?.unwrap();
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            take("lm_head.weight", &[cfg.vocab_size, h], true)?
+        };
+        // Checkpoints that tie embeddings sometimes still carry lm_head: ignore it then.
+        w.remove("lm_head.weight");
+        w.retain(|k, _| !k.ends_with("rotary_emb.inv_freq"));
+        if let Some(extra) = w.keys().next() {
+            bail!(
+                "{source}: unexpected tensor \"{extra}\" ({} unused) for a {} model",
+                w.len(),
+                cfg.arch.model_type()
+            );
+        }
+        let (cos, sin) = rope_tables(&cfg, dtype, device)?;
+        Ok(Transformer {
+            cfg,
+            params,
+            index,
+            layers,
+            embed,
+            final_norm,
+            lm_head,
+            cos,
+            sin,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.index.get(name).map(|&i| &self.params[i])
+    }
+
+    /// Make exactly the parameters whose name satisfies `pred` trainable; the rest frozen.
+    pub fn set_trainable(&mut self, pred: impl Fn(&str) -> bool) -> Result<Vec<Var>> {
+        let mut vars = vec![];
+        for p in self.params.iter_mut() {
+            if pred(&p.name) {
+                let var = match &p.var {
+                    Some(v) => v.clone(),
+                    None => Var::from_tensor(&p.value)?,
+                };
+                p.value = var.as_tensor().clone();
+                vars.push(var.clone());
+                p.var = Some(var);
+            } else {
+                p.value = p.value.detach();
+                p.var = None;
+            }
+        }
+        Ok(vars)
+    }
+
+    /// A copy of the model in another dtype (e.g. f64 for finite-difference tests), all frozen.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let params = self
+            .params
+            .iter()
+            .map(|p| {
+                Ok(Param {
+                    name: p.name.clone(),
+                    value: p.value.to_dtype(dtype)?.detach(),
+                    var: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (cos, sin) = rope_tables(&self.cfg, dtype, &self.device)?;
+        Ok(Transformer {
+            cfg: self.cfg.clone(),
+            params,
+            index: self.index.clone(),
+            layers: self
+                .layers
+                .iter()
+                .copied()
+                .collect(),
+            embed: self.embed,
+            final_norm: self.final_norm,
+            lm_head: self.lm_head,
+            cos,
+            sin,
+            dtype,
+            device: self.device.clone(),
+        })
+    }
+
+    /// Current weights under HF names (what `save` writes). Tied models carry no lm_head.
+    pub fn weights(&self) -> Weights {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.value.detach()))
+            .collect()
+    }
+
+    fn w(&self, i: usize) -> &Tensor {
+        &self.params[i].value
+    }
+    fn wo(&self, i: Option<usize>) -> Option<&Tensor> {
+        i.map(|i| &self.params[i].value)
+    }
+
+    /// The differentiable teacher-forced pass: hidden states after the final norm, [B, T, H].
+    pub fn forward_hidden(&self, ids: &Tensor, attn: &AttnInput) -> Result<Tensor> {
+        self.run(ids, attn, None, false)
+    }
+
+    /// Logits at every position, [B, T, V] (differentiable). `ids` is [B, T] u32; sequences of
+    /// different lengths are right-padded (any pad id) and their padded positions ignored.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let attn = AttnInput::causal(b, t, self.dtype, &self.device)?;
+        self.logits(&self.forward_hidden(ids, &attn)?)
+    }
+
+    /// Inference step with a KV cache (fused ops allowed): logits of the new tokens, [B, T, V].
+    pub fn forward_cached(
+        &self,
+        ids: &Tensor,
+        attn: &AttnInput,
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> Result<Tensor> {
+        let h = self.run(ids, attn, Some(cache), true)?;
+        let h = if last_only {
+            let t = h.dim(1)?;
+            h.narrow(1, t - 1, 1)?
+        } else {
+            h
+        };
+        self.logits(&h)
+    }
+
+    pub fn lm_head_weight(&self) -> &Tensor {
+        self.w(self.lm_head.unwrap_or(self.embed))
+    }
+
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        linear(hidden, self.lm_head_weight(), None)
+    }
+
+    /// log p(target) at each position, [B, T], computing the vocabulary projection `chunk`
+    /// positions at a time so the full [B, T, V] logits never exist at once. Differentiable.
+    pub fn target_logprobs(&self, hidden: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+        let (b, t, hsz) = hidden.dims3()?;
+        let flat = hidden.reshape((b * t, hsz))?;
+        let tg = targets.reshape(b * t)?;
+        let mut parts = vec![];
+        let mut start = 0;
+        while start < b * t {
+            let n = chunk.min(b * t - start);
+            let logits = linear(&flat.narrow(0, start, n)?, self.lm_head_weight(), None)?;
+            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let idx = tg.narrow(0, start, n)?.unsqueeze(1)?;
+            parts.push(lsm.gather(&idx, 1)?.squeeze(1)?);
+            start += n;
+        }
+        Ok(Tensor::cat(&parts, 0)?.reshape((b, t))?)
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, fused: bool) -> Result<Tensor> {
+        // x: [B, heads, T, hd]; cos/sin: [B, T, hd/2]
+        if fused {
+            Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?)
+        } else {
+            let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+            let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+            Ok((x.broadcast_mul(&cos)? + rotate_half(x)?.broadcast_mul(&sin)?)?)
+        }
+    }
+
+    fn norm(&self, x: &Tensor, w: usize, fused: bool) -> Result<Tensor> {
+        if fused && self.dtype != DType::F64 {
+            Ok(candle_nn::ops::rms_norm(&x.contiguous()?, self.w(w), self.cfg.rms_norm_eps as f32)?)
+        } else {
+            rms_norm_diff(x, self.w(w), self.cfg.rms_norm_eps)
+        }
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        attn: &AttnInput,
+        mut cache: Option<&mut KvCache>,
+        fused: bool,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t) = ids.dims2()?;
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = cfg.n_rep();
+        let max_pos = self.cos.dim(0)?;
+        let pos = attn.positions.flatten_all()?;
+        let pmax: u32 = pos.max(0)?.to_scalar()?;
+        if pmax as usize >= max_pos {
+            bail!("position {pmax} is beyond the model's rope table ({max_pos} positions)");
+        }
+        let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, hd / 2))?;
+        let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, hd / 2))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+
+        let mut h = self
+            .w(self.embed)
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, cfg.hidden_size))?;
+        for (li, l) in self.layers.iter().enumerate() {
+            let x = self.norm(&h, l.input_norm, fused)?;
+            let q = linear(&x, self.w(l.q), self.wo(l.q_bias))?.reshape((b, t, nh, hd))?;
+            let k = linear(&x, self.w(l.k), self.wo(l.k_bias))?.reshape((b, t, nkv, hd))?;
+            let v = linear(&x, self.w(l.v), self.wo(l.v_bias))?.reshape((b, t, nkv, hd))?;
+            let (q, k) = match (l.q_norm, l.k_norm) {
+                (Some(qn), Some(kn)) => (self.norm(&q, qn, fused)?, self.norm(&k, kn, fused)?),
+                _ => (q, k),
+            };
+            let q = self.rope(&q.transpose(1, 2)?, &cos, &sin, fused)?;
+            let k = self.rope(&k.transpose(1, 2)?, &cos, &sin, fused)?;
+            let v = v.transpose(1, 2)?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => {
+                    let kv = c.kv[li].as_mut().context("kv cache layer missing")?;
+                    kv.append(&k.contiguous()?, &v.contiguous()?)?
+                }
+                None => (k, v),
+            };
+            let s = k.dim(2)?;
+            // Grouped-query attention without copying k/v: the n_rep query heads that share a
+            // kv head are stacked along the query axis.
+            let qg = q.contiguous()?.reshape((b, nkv, n_rep * t, hd))?;
+            let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nkv, n_rep, t, s))?;
+            let scores = scores.broadcast_add(&attn.mask.unsqueeze(1)?)?;
+            let probs = if fused {
+                candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+            } else {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            };
+            let ctx = probs
+                .reshape((b, nkv, n_rep * t, s))?
+                .matmul(&v.contiguous()?)?
+                .reshape((b, nh, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * hd))?;
+            h = (h + linear(&ctx, self.w(l.o), None)?)?;
+            let x = self.norm(&h, l.post_norm, fused)?;
+            let g = candle_nn::Activation::Silu.forward(&linear(&x, self.w(l.gate), None)?)?;
+            let u = linear(&x, self.w(l.up), None)?;
+            h = (h + linear(&(g * u)?, self.w(l.down), None)?)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        self.norm(&h, self.final_norm, fused)
+    }
+}
+
+fn rope_tables(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    let inv = cfg.rope_inv_freq();
+    let n = cfg.max_position_embeddings.clamp(4096, 131_072);
+    let mut cos = Vec::with_capacity(n * inv.len());
+    let mut sin = Vec::with_capacity(n * inv.len());
+    for p in 0..n {
+        for f in &inv {
+            let a = p as f64 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
+        }
+    }
+    let d = inv.len();
+    Ok((
+        Tensor::from_vec(cos, (n, d), device)?.to_dtype(dtype)?,
+        Tensor::from_vec(sin, (n, d), device)?.to_dtype(dtype)?,
+    ))
+}
