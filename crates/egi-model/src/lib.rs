@@ -13,6 +13,7 @@ pub mod load;
 pub mod model;
 pub mod score;
 pub mod source;
+pub mod testing;
 pub mod text;
 pub mod tokenizer;
 pub mod weights;
