@@ -73,8 +73,13 @@ fn main() {
         Cmd::Bench(a) => bench::run(a),
     };
     if let Err(e) = r {
-        // One line: the chain of causes, outermost first.
-        eprintln!("error: {e:#}");
+        // One line: the chain of causes, outermost first (first line of each: candle appends
+        // backtraces to some messages).
+        let msg: Vec<String> = e
+            .chain()
+            .map(|c| c.to_string().lines().next().unwrap_or("").trim().to_string())
+            .collect();
+        eprintln!("error: {}", msg.join(": "));
         std::process::exit(1);
     }
 }

@@ -353,7 +353,10 @@ struct JsonOpts {
 fn not_serializable(value: &Value) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
-        format!("tojson: object of type {} is not JSON serializable", value.kind()),
+        format!(
+            "tojson: object of type {} is not JSON serializable",
+            value.kind()
+        ),
     )
 }
 
@@ -361,7 +364,9 @@ fn write_json(out: &mut String, value: &Value, o: &JsonOpts, depth: usize) -> Re
     match value.kind() {
         ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
-        ValueKind::String => write_json_str(out, value.as_str().unwrap_or_default(), o.ensure_ascii),
+        ValueKind::String => {
+            write_json_str(out, value.as_str().unwrap_or_default(), o.ensure_ascii)
+        }
         ValueKind::Number => {
             if value.is_integer() {
                 let _ = write!(out, "{}", i128::try_from(value.clone())?);
@@ -411,7 +416,10 @@ fn json_key(key: &Value) -> Result<String, Error> {
         _ => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
-                format!("tojson: keys must be str, int, float, bool or None, not {}", key.kind()),
+                format!(
+                    "tojson: keys must be str, int, float, bool or None, not {}",
+                    key.kind()
+                ),
             ))
         }
     })

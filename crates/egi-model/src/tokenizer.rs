@@ -27,6 +27,9 @@ use tokenizers::{AddedToken, PostProcessor, SplitDelimiterBehavior};
 pub use crate::chat::ChatMessage;
 use crate::chat::{render_chat_template, TemplateTokens};
 
+/// `(start, end)` byte offsets of a token inside the encoded text.
+pub type ByteSpan = (usize, usize);
+
 /// A tokenizer plus what generation and chat formatting need to know about it.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -133,8 +136,8 @@ impl Tokenizer {
                 tok_path.display()
             );
         }
-        let bytes =
-            std::fs::read(&tok_path).with_context(|| format!("{}: cannot read", tok_path.display()))?;
+        let bytes = std::fs::read(&tok_path)
+            .with_context(|| format!("{}: cannot read", tok_path.display()))?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| anyhow!("{}: not a valid tokenizer.json: {e}", tok_path.display()))?;
 
@@ -169,7 +172,9 @@ impl Tokenizer {
                 }
             }
         }
-        let add_bos = cfg("add_bos_token").and_then(Json::as_bool).unwrap_or(false);
+        let add_bos = cfg("add_bos_token")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
         if add_bos && bos_id.is_none() {
             tracing::warn!(
                 "{}: add_bos_token is set but there is no BOS token in the vocabulary",
@@ -292,10 +297,10 @@ impl Tokenizer {
                 .with_normalizer(Some(NormalizerWrapper::NFC(NFC)))
                 .map_err(|e| anyhow!("{}: normalizer: {e}", meta.file))?;
         }
-        inner.with_pre_tokenizer(Some(
-            pre.pre_tokenizer()
-                .with_context(|| format!("{}: tokenizer.ggml.pre = {pre_name:?}", meta.file))?,
-        ));
+        inner
+            .with_pre_tokenizer(Some(pre.pre_tokenizer().with_context(|| {
+                format!("{}: tokenizer.ggml.pre = {pre_name:?}", meta.file)
+            })?));
         inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::new(
             false, false, true,
         ))));
@@ -378,7 +383,7 @@ impl Tokenizer {
 
     /// Ids and byte offsets `(start, end)` of each token inside `text`; no special tokens
     /// are added. A leading space belongs to its token (" bag" starts at the space).
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteSpan>)> {
         let enc = self
             .inner
             .encode(text, false)
@@ -553,7 +558,11 @@ fn template_from_config(v: &Json) -> Option<String> {
 /// `eos_token_id` as one id or a list of ids.
 fn json_ids(v: Option<&Json>) -> Vec<u32> {
     match v {
-        Some(Json::Number(n)) => n.as_u64().and_then(|x| u32::try_from(x).ok()).into_iter().collect(),
+        Some(Json::Number(n)) => n
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .into_iter()
+            .collect(),
         Some(Json::Array(a)) => a
             .iter()
             .filter_map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()))
@@ -566,8 +575,8 @@ fn read_json_if_present(path: &Path) -> Result<Option<Json>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     let v = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
     Ok(Some(v))

@@ -14,6 +14,11 @@ use crate::config::{Arch, Llama3RopeScaling, ModelConfig};
 
 pub type Weights = HashMap<String, Tensor>;
 
+/// candle errors can carry a backtrace after the message; keep messages to one line.
+pub(crate) fn first_line(e: impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or("").trim().to_string()
+}
+
 /// Tensors of a Hugging Face directory: `model.safetensors`, or the shards listed in
 /// `model.safetensors.index.json`.
 pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
@@ -43,7 +48,7 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
             bail!("{}: shard listed in the index is missing", f.display());
         }
         let ts = candle_core::safetensors::load(&f, device).map_err(|e| {
-            anyhow::anyhow!("{}: not a valid safetensors file ({e})", f.display())
+            anyhow::anyhow!("{}: not a valid safetensors file ({})", f.display(), first_line(e))
         })?;
         out.extend(ts);
     }
@@ -55,7 +60,7 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
 pub fn read_gguf_content(path: &Path) -> Result<(File, gguf_file::Content)> {
     let mut f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let content = gguf_file::Content::read(&mut f)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid GGUF file ({e})", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: not a valid GGUF file ({})", path.display(), first_line(e)))?;
     // The header can be intact while the data is cut off: check the tensor table against the size.
     let len = f.metadata()?.len();
     for (name, info) in &content.tensor_infos {
@@ -80,7 +85,7 @@ fn md_u32(c: &gguf_file::Content, key: &str, path: &Path) -> Result<usize> {
     v.to_u32()
         .map(|x| x as usize)
         .or_else(|_| v.to_u64().map(|x| x as usize))
-        .map_err(|e| anyhow::anyhow!("{}: GGUF key \"{key}\": {e}", path.display()))
+        .map_err(|e| anyhow::anyhow!("{}: GGUF key \"{key}\": {}", path.display(), first_line(e)))
 }
 
 fn md_f64(c: &gguf_file::Content, key: &str, path: &Path) -> Result<Option<f64>> {
@@ -90,7 +95,7 @@ fn md_f64(c: &gguf_file::Content, key: &str, path: &Path) -> Result<Option<f64>>
             .to_f32()
             .map(|x| Some(x as f64))
             .or_else(|_| v.to_f64().map(Some))
-            .map_err(|e| anyhow::anyhow!("{}: GGUF key \"{key}\": {e}", path.display())),
+            .map_err(|e| anyhow::anyhow!("{}: GGUF key \"{key}\": {}", path.display(), first_line(e))),
     }
 }
 
@@ -216,7 +221,7 @@ pub fn load_gguf_tensors(
             let t = c
                 .tensor(file, name, device)
                 .and_then(|q| q.dequantize(device))
-                .map_err(|e| anyhow::anyhow!("{}: tensor {name}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("{}: tensor {name}: {}", path.display(), first_line(e)))?;
             cfg.rope_scaling = Some(llama3_from_freq_factors(&t, cfg, path)?);
             continue;
         }
@@ -229,10 +234,10 @@ pub fn load_gguf_tensors(
         };
         let q = c
             .tensor(file, name, device)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read tensor {name} ({e})", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: cannot read tensor {name} ({})", path.display(), first_line(e)))?;
         let mut t = q
             .dequantize(device)
-            .map_err(|e| anyhow::anyhow!("{}: cannot dequantize {name} ({e})", path.display()))?
+            .map_err(|e| anyhow::anyhow!("{}: cannot dequantize {name} ({})", path.display(), first_line(e)))?
             .to_dtype(DType::F32)?;
         if cfg.arch == Arch::Llama {
             if name.contains("attn_q.") {

@@ -23,7 +23,9 @@ fn read_gguf() -> gguf_file::Content {
 }
 
 /// The GGUF metadata with `edit` applied (the tokenizer only looks at metadata).
-fn edited_gguf(edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>)) -> gguf_file::Content {
+fn edited_gguf(
+    edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>),
+) -> gguf_file::Content {
     let c = read_gguf();
     let mut metadata = c.metadata;
     edit(&mut metadata);
@@ -70,7 +72,11 @@ fn cases() -> Vec<Case> {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: cannot read fixture: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).expect("fixture JSON");
-    let s = |c: &Value, k: &str| c[k].as_str().unwrap_or_else(|| panic!("fixture {k}")).to_string();
+    let s = |c: &Value, k: &str| {
+        c[k].as_str()
+            .unwrap_or_else(|| panic!("fixture {k}"))
+            .to_string()
+    };
     let cases: Vec<Case> = v["cases"]
         .as_array()
         .expect("fixture cases")
@@ -140,7 +146,10 @@ fn gguf_special_tokens_and_settings() {
         t.encode("Each bag", true).unwrap(),
         t.encode("Each bag", false).unwrap()
     );
-    assert_eq!(t.decode(&[1, 4093, 198, 2], false).unwrap(), "<|im_start|>user\n<|im_end|>");
+    assert_eq!(
+        t.decode(&[1, 4093, 198, 2], false).unwrap(),
+        "<|im_start|>user\n<|im_end|>"
+    );
     assert_eq!(t.decode(&[1, 4093, 198, 2], true).unwrap(), "user\n");
 }
 
@@ -151,7 +160,12 @@ fn fixture_chat_template_and_ids() {
         let prompt_text = t.apply_chat_template(&user(&c.prompt), true).unwrap();
         assert_eq!(prompt_text, c.prompt_text, "case {}: prompt text", c.id);
         let full = format!("{}{}", c.prompt_text, c.response);
-        assert_eq!(t.encode(&full, false).unwrap(), c.input_ids, "case {}: ids", c.id);
+        assert_eq!(
+            t.encode(&full, false).unwrap(),
+            c.input_ids,
+            "case {}: ids",
+            c.id
+        );
         assert_eq!(
             t.encode(&c.prompt_text, false).unwrap().len(),
             c.n_prompt,
@@ -178,12 +192,25 @@ fn fixture_offsets_and_token_texts() {
             let pos = c.n_prompt + k;
             assert_eq!(ids[pos], tok.id, "case {} token {k}", c.id);
             let (s, e) = offsets[pos];
-            assert!(s >= start && e <= full.len() && s < e, "case {} token {k}", c.id);
+            assert!(
+                s >= start && e <= full.len() && s < e,
+                "case {} token {k}",
+                c.id
+            );
             let char_start = full[start..s].chars().count();
-            assert_eq!(char_start, tok.char_start, "case {} token {k} char_start", c.id);
+            assert_eq!(
+                char_start, tok.char_start,
+                "case {} token {k} char_start",
+                c.id
+            );
             // The offsets cover exactly the token's text (leading space included).
             assert_eq!(&full[s..e], tok.text, "case {} token {k} span", c.id);
-            assert_eq!(t.decode(&[tok.id], false).unwrap(), tok.text, "case {} token {k}", c.id);
+            assert_eq!(
+                t.decode(&[tok.id], false).unwrap(),
+                tok.text,
+                "case {} token {k}",
+                c.id
+            );
         }
         // The whole sequence decodes back to the text.
         assert_eq!(t.decode(&ids, false).unwrap(), full);
@@ -201,7 +228,10 @@ fn decode_round_trips_tricky_text() {
         // Offsets are byte offsets on char boundaries, in order.
         let mut last = 0;
         for &(s, e) in &offsets {
-            assert!(s <= e && e <= text.len() && s >= last.min(s));
+            assert!(
+                s <= e && e <= text.len() && s >= last,
+                "{text:?}: {offsets:?}"
+            );
             assert!(text.is_char_boundary(s) && text.is_char_boundary(e));
             last = s;
         }
@@ -251,7 +281,8 @@ fn hf_round_trip() {
             c.prompt_text
         );
         assert_eq!(
-            back.encode(&format!("{}{}", c.prompt_text, c.response), false).unwrap(),
+            back.encode(&format!("{}{}", c.prompt_text, c.response), false)
+                .unwrap(),
             c.input_ids
         );
     }
@@ -263,9 +294,15 @@ fn hf_round_trip() {
                 "{text:?}"
             );
         }
-        assert_eq!(back.encode_with_offsets(text).unwrap(), t.encode_with_offsets(text).unwrap());
+        assert_eq!(
+            back.encode_with_offsets(text).unwrap(),
+            t.encode_with_offsets(text).unwrap()
+        );
         let ids = t.encode(text, false).unwrap();
-        assert_eq!(back.decode(&ids, true).unwrap(), t.decode(&ids, true).unwrap());
+        assert_eq!(
+            back.decode(&ids, true).unwrap(),
+            t.decode(&ids, true).unwrap()
+        );
     }
     let chat = vec![
         ChatMessage::system("Be brief."),
@@ -295,7 +332,11 @@ fn add_bos_survives_save_and_load_once() {
     assert!(json.contains("TemplateProcessing"));
     let back = Tokenizer::from_hf_dir(dir.path()).unwrap();
     assert!(back.add_bos);
-    assert_eq!(back.encode("Hello there", true).unwrap(), with, "exactly one BOS");
+    assert_eq!(
+        back.encode("Hello there", true).unwrap(),
+        with,
+        "exactly one BOS"
+    );
     assert_eq!(back.encode("Hello there", false).unwrap(), plain);
     let (ids, offsets) = back.encode_with_offsets("Hello there").unwrap();
     assert_eq!(ids, plain);
@@ -331,16 +372,26 @@ fn hf_dir_config_variants() {
     assert_eq!(t.pad_token, None);
     assert_eq!(t.pad_id, None);
     assert_eq!(
-        t.apply_chat_template(&[ChatMessage::user("hi")], false).unwrap(),
+        t.apply_chat_template(&[ChatMessage::user("hi")], false)
+            .unwrap(),
         "[user]hi"
     );
 
     // chat_template.jinja (transformers 5) wins over the config.
-    std::fs::write(dir.path().join("chat_template.jinja"), "JINJA {{ messages|length }}\n").unwrap();
-    std::fs::write(dir.path().join("generation_config.json"), r#"{"eos_token_id": 0}"#).unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "JINJA {{ messages|length }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"eos_token_id": 0}"#,
+    )
+    .unwrap();
     let t = Tokenizer::from_hf_dir(dir.path()).unwrap();
     assert_eq!(
-        t.apply_chat_template(&[ChatMessage::user("hi")], true).unwrap(),
+        t.apply_chat_template(&[ChatMessage::user("hi")], true)
+            .unwrap(),
         "JINJA 1"
     );
     assert_eq!(t.eos_ids, vec![2, 0]);
@@ -352,13 +403,19 @@ fn hf_dir_config_variants() {
 
     // Only tokenizer.json: still usable, nothing special known.
     let bare = tempfile::tempdir().unwrap();
-    std::fs::copy(dir.path().join("tokenizer.json"), bare.path().join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        dir.path().join("tokenizer.json"),
+        bare.path().join("tokenizer.json"),
+    )
+    .unwrap();
     let t = Tokenizer::from_hf_dir(bare.path()).unwrap();
     assert_eq!(t.bos_id, None);
     assert!(t.eos_ids.is_empty());
     assert!(t.chat_template.is_none());
     assert_eq!(t.encode("Each bag", false).unwrap(), vec![10313, 8727]);
-    let err = t.apply_chat_template(&[ChatMessage::user("hi")], true).unwrap_err();
+    let err = t
+        .apply_chat_template(&[ChatMessage::user("hi")], true)
+        .unwrap_err();
     assert!(format!("{err:#}").contains("no chat template"), "{err:#}");
 }
 
@@ -370,9 +427,16 @@ fn hf_dir_errors_name_the_file() {
     assert!(msg.contains("tokenizer.json"), "{msg}");
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
 
-    std::fs::write(dir.path().join("tokenizer.json"), "{\"version\": \"1.0\", \"model\": 17").unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        "{\"version\": \"1.0\", \"model\": 17",
+    )
+    .unwrap();
     let msg = format!("{:#}", Tokenizer::from_hf_dir(dir.path()).unwrap_err());
-    assert!(msg.contains(&dir.path().join("tokenizer.json").display().to_string()), "{msg}");
+    assert!(
+        msg.contains(&dir.path().join("tokenizer.json").display().to_string()),
+        "{msg}"
+    );
 
     smollm().save_hf(dir.path(), 8192).unwrap();
     std::fs::write(dir.path().join("tokenizer_config.json"), "{not json").unwrap();
@@ -396,30 +460,52 @@ fn gguf_err(edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::
 #[test]
 fn gguf_errors_name_file_and_key() {
     let msg = gguf_err(|m| {
-        m.insert("tokenizer.ggml.pre".into(), gguf_file::Value::String("weird".into()));
+        m.insert(
+            "tokenizer.ggml.pre".into(),
+            gguf_file::Value::String("weird".into()),
+        );
     });
     assert!(
-        msg.contains("/models/x.gguf") && msg.contains("tokenizer.ggml.pre") && msg.contains("\"weird\"") && msg.contains("smollm") && msg.contains("qwen2"),
+        msg.contains("/models/x.gguf")
+            && msg.contains("tokenizer.ggml.pre")
+            && msg.contains("\"weird\"")
+            && msg.contains("smollm")
+            && msg.contains("qwen2"),
         "{msg}"
     );
     assert_eq!(msg.lines().count(), 1, "{msg}");
 
     let msg = gguf_err(|m| {
-        m.insert("tokenizer.ggml.model".into(), gguf_file::Value::String("llama".into()));
+        m.insert(
+            "tokenizer.ggml.model".into(),
+            gguf_file::Value::String("llama".into()),
+        );
     });
-    assert!(msg.contains("/models/x.gguf") && msg.contains("tokenizer.ggml.model") && msg.contains("\"llama\"") && msg.contains("gpt2"), "{msg}");
+    assert!(
+        msg.contains("/models/x.gguf")
+            && msg.contains("tokenizer.ggml.model")
+            && msg.contains("\"llama\"")
+            && msg.contains("gpt2"),
+        "{msg}"
+    );
     assert_eq!(msg.lines().count(), 1, "{msg}");
 
     let msg = gguf_err(|m| {
         m.remove("tokenizer.ggml.model");
     });
-    assert!(msg.contains("/models/x.gguf") && msg.contains("tokenizer.ggml.model"), "{msg}");
+    assert!(
+        msg.contains("/models/x.gguf") && msg.contains("tokenizer.ggml.model"),
+        "{msg}"
+    );
 
     for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
         let msg = gguf_err(|m| {
             m.remove(key);
         });
-        assert!(msg.contains("/models/x.gguf") && msg.contains(key) && msg.contains("missing"), "{msg}");
+        assert!(
+            msg.contains("/models/x.gguf") && msg.contains(key) && msg.contains("missing"),
+            "{msg}"
+        );
         let msg = gguf_err(|m| {
             m.insert(key.into(), gguf_file::Value::U32(3));
         });
@@ -427,12 +513,21 @@ fn gguf_errors_name_file_and_key() {
     }
 
     let msg = gguf_err(|m| {
-        m.insert("tokenizer.ggml.bos_token_id".into(), gguf_file::Value::U32(1_000_000));
+        m.insert(
+            "tokenizer.ggml.bos_token_id".into(),
+            gguf_file::Value::U32(1_000_000),
+        );
     });
-    assert!(msg.contains("tokenizer.ggml.bos_token_id") && msg.contains("1000000"), "{msg}");
+    assert!(
+        msg.contains("tokenizer.ggml.bos_token_id") && msg.contains("1000000"),
+        "{msg}"
+    );
 
     let msg = gguf_err(|m| {
-        m.insert("tokenizer.ggml.eos_token_id".into(), gguf_file::Value::String("2".into()));
+        m.insert(
+            "tokenizer.ggml.eos_token_id".into(),
+            gguf_file::Value::String("2".into()),
+        );
     });
     assert!(msg.contains("tokenizer.ggml.eos_token_id"), "{msg}");
 
@@ -475,9 +570,15 @@ fn splits(t: &Tokenizer, text: &str) -> Vec<String> {
         .collect()
 }
 
-fn with_pre(pre: &str, edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>)) -> Tokenizer {
+fn with_pre(
+    pre: &str,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, gguf_file::Value>),
+) -> Tokenizer {
     let c = edited_gguf(|m| {
-        m.insert("tokenizer.ggml.pre".into(), gguf_file::Value::String(pre.into()));
+        m.insert(
+            "tokenizer.ggml.pre".into(),
+            gguf_file::Value::String(pre.into()),
+        );
         edit(m);
     });
     Tokenizer::from_gguf(&c, &gguf_path()).unwrap()
@@ -492,8 +593,14 @@ fn gguf_pre_tokenizer_kinds() {
         ["I", "'m", "Ġ", "1", "2", "3", "4", "5", "Ġok", "ĊĊĠ", "Ġx"]
     );
     let gpt2 = with_pre("gpt2", |_| {});
-    assert_eq!(splits(&gpt2, text), ["I", "'m", "Ġ12345", "Ġok", "ĊĊĠ", "Ġx"]);
-    assert_eq!(splits(&with_pre("default", |_| {}), text), splits(&gpt2, text));
+    assert_eq!(
+        splits(&gpt2, text),
+        ["I", "'m", "Ġ12345", "Ġok", "ĊĊĠ", "Ġx"]
+    );
+    assert_eq!(
+        splits(&with_pre("default", |_| {}), text),
+        splits(&gpt2, text)
+    );
 
     let qwen = with_pre("qwen2", |_| {});
     assert_eq!(
@@ -501,7 +608,10 @@ fn gguf_pre_tokenizer_kinds() {
         ["I", "'m", "Ġ", "1", "2", "3", "4", "5", "Ġok", "ĊĊ", "Ġ", "Ġx"]
     );
     // Qwen2 normalizes to NFC like its tokenizer.json: e + combining acute == é.
-    assert_eq!(qwen.encode("cafe\u{301}", false).unwrap(), qwen.encode("café", false).unwrap());
+    assert_eq!(
+        qwen.encode("cafe\u{301}", false).unwrap(),
+        qwen.encode("café", false).unwrap()
+    );
     assert_ne!(
         smollm().encode("cafe\u{301}", false).unwrap(),
         smollm().encode("café", false).unwrap()
@@ -520,7 +630,10 @@ fn gguf_pre_tokenizer_kinds() {
     let ids = llama.encode("Each bag", true).unwrap();
     assert_eq!(ids, [1, 10313, 8727]);
     assert_eq!(llama.encode("Each bag", false).unwrap(), [10313, 8727]);
-    assert!(!with_pre("llama3", |_| {}).add_bos, "the file's add_bos_token = false wins");
+    assert!(
+        !with_pre("llama3", |_| {}).add_bos,
+        "the file's add_bos_token = false wins"
+    );
 
     // All kinds decode what they encode.
     for t in [&gpt2, &qwen, &llama] {
@@ -548,7 +661,10 @@ fn gguf_token_types() {
 
     // eot/eom ids end generation too.
     let t = with_pre("smollm", |m| {
-        m.insert("tokenizer.ggml.eot_token_id".into(), gguf_file::Value::U32(0));
+        m.insert(
+            "tokenizer.ggml.eot_token_id".into(),
+            gguf_file::Value::U32(0),
+        );
     });
     assert_eq!(t.eos_ids, vec![2, 0]);
 }
@@ -604,12 +720,26 @@ fn chat_template_errors() {
     let raising = "{% for m in messages %}{% if m['role'] == 'user' %}{{ raise_exception('Only assistant roles are supported! got ' ~ m['role']) }}{% endif %}{% endfor %}";
     let err = render_chat_template(raising, &msgs, true, &tokens).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("Only assistant roles are supported! got user"), "{msg}");
+    assert!(
+        msg.contains("Only assistant roles are supported! got user"),
+        "{msg}"
+    );
 
-    let err = render_chat_template("{% for m in messages %}{{ m.content }", &msgs, true, &tokens).unwrap_err();
+    let err = render_chat_template(
+        "{% for m in messages %}{{ m.content }",
+        &msgs,
+        true,
+        &tokens,
+    )
+    .unwrap_err();
     assert!(format!("{err:#}").contains("chat template"), "{err:#}");
-    let err = render_chat_template("{{ messages | no_such_filter }}", &msgs, true, &tokens).unwrap_err();
-    assert!(format!("{err:#}").contains("no_such_filter") || format!("{err:#}").contains("unknown filter"), "{err:#}");
+    let err =
+        render_chat_template("{{ messages | no_such_filter }}", &msgs, true, &tokens).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("no_such_filter")
+            || format!("{err:#}").contains("unknown filter"),
+        "{err:#}"
+    );
 
     // Through the tokenizer too.
     let mut t = smollm().clone();
@@ -624,14 +754,24 @@ fn chat_template_errors() {
 fn chat_template_helpers() {
     let tokens = TemplateTokens::default();
     let msgs = [ChatMessage::user("hi")];
-    let today = render_chat_template("{{ strftime_now('%Y-%m-%d') }}", &msgs, false, &tokens).unwrap();
+    let today =
+        render_chat_template("{{ strftime_now('%Y-%m-%d') }}", &msgs, false, &tokens).unwrap();
     assert_eq!(today.len(), 10, "{today}");
     assert!(today.starts_with("20"), "{today}");
     // Undefined special tokens render empty, as jinja2 does.
     assert_eq!(
-        render_chat_template("[{{ bos_token }}]{{ messages[0]['content'] | tojson }}", &msgs, false, &tokens).unwrap(),
+        render_chat_template(
+            "[{{ bos_token }}]{{ messages[0]['content'] | tojson }}",
+            &msgs,
+            false,
+            &tokens
+        )
+        .unwrap(),
         "[]\"hi\""
     );
     // keep_trailing_newline = False drops exactly one final newline.
-    assert_eq!(render_chat_template("x\n\n", &msgs, false, &tokens).unwrap(), "x\n");
+    assert_eq!(
+        render_chat_template("x\n\n", &msgs, false, &tokens).unwrap(),
+        "x\n"
+    );
 }
