@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod kernels;
 pub mod load;
 pub mod model;
 pub mod score;

@@ -160,6 +160,27 @@ impl AttnInput {
 }
 
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    linear_any(x, w, b, false)
+}
+
+/// `fused` (inference only): few rows go through the decoding kernel, which has no backward.
+fn linear_any(x: &Tensor, w: &Tensor, b: Option<&Tensor>, fused: bool) -> Result<Tensor> {
+    if fused {
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        if rows <= crate::kernels::MAX_ROWS {
+            let x2 = x.reshape((rows, dims[dims.len() - 1]))?.contiguous()?;
+            if let Some(y) = crate::kernels::small_matmul_t(&x2, w)? {
+                let mut od = dims.clone();
+                *od.last_mut().unwrap() = w.dim(0)?;
+                let y = y.reshape(od)?;
+                return Ok(match b {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                });
+            }
+        }
+    }
     // [.., in] x [out, in]^T: gemm reads the transposed weight in place, no copy.
     let y = match x.dims() {
         [b0, t, i] => x
@@ -394,7 +415,7 @@ impl Transformer {
         } else {
             h
         };
-        self.logits(&h)
+        linear_any(&h, self.lm_head_weight(), None, true)
     }
 
     pub fn lm_head_weight(&self) -> &Tensor {
@@ -470,9 +491,9 @@ impl Transformer {
             .reshape((b, t, cfg.hidden_size))?;
         for (li, l) in self.layers.iter().enumerate() {
             let x = self.norm(&h, l.input_norm, fused)?;
-            let q = linear(&x, self.w(l.q), self.wo(l.q_bias))?.reshape((b, t, nh, hd))?;
-            let k = linear(&x, self.w(l.k), self.wo(l.k_bias))?.reshape((b, t, nkv, hd))?;
-            let v = linear(&x, self.w(l.v), self.wo(l.v_bias))?.reshape((b, t, nkv, hd))?;
+            let q = linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?.reshape((b, t, nh, hd))?;
+            let k = linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?.reshape((b, t, nkv, hd))?;
+            let v = linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?.reshape((b, t, nkv, hd))?;
             let (q, k) = match (l.q_norm, l.k_norm) {
                 (Some(qn), Some(kn)) => (self.norm(&q, qn, fused)?, self.norm(&k, kn, fused)?),
                 _ => (q, k),
@@ -504,11 +525,11 @@ impl Transformer {
                 .reshape((b, nh, t, hd))?
                 .transpose(1, 2)?
                 .reshape((b, t, nh * hd))?;
-            h = (h + linear(&ctx, self.w(l.o), None)?)?;
+            h = (h + linear_any(&ctx, self.w(l.o), None, fused)?)?;
             let x = self.norm(&h, l.post_norm, fused)?;
-            let g = candle_nn::Activation::Silu.forward(&linear(&x, self.w(l.gate), None)?)?;
-            let u = linear(&x, self.w(l.up), None)?;
-            h = (h + linear(&(g * u)?, self.w(l.down), None)?)?;
+            let g = candle_nn::Activation::Silu.forward(&linear_any(&x, self.w(l.gate), None, fused)?)?;
+            let u = linear_any(&x, self.w(l.up), None, fused)?;
+            h = (h + linear_any(&(g * u)?, self.w(l.down), None, fused)?)?;
         }
         if let Some(c) = cache {
             c.len += t;

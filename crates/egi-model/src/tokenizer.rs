@@ -4,7 +4,9 @@
 //! GGUF files carry a byte-level BPE tokenizer as plain arrays (tokens, merges, token types)
 //! plus a pre-tokenizer name (`tokenizer.ggml.pre`); [`Tokenizer::from_gguf`] rebuilds the
 //! `tokenizers` pipeline that name stands for in llama.cpp and in the model's original
-//! tokenizer.json, so ids match what transformers computes on the original checkpoint.
+//! tokenizer.json. transformers 5 builds the same thing from a GGUF (a GPT-2 byte-level BPE
+//! with the split regex of the named pre-tokenizer, control tokens special, user-defined ones
+//! plain added tokens), so ids match what it computes.
 
 use std::fmt;
 use std::path::Path;
@@ -14,7 +16,6 @@ use candle_core::quantized::gguf_file;
 use serde_json::Value as Json;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::normalizers::{NormalizerWrapper, NFC};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -22,7 +23,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::processors::template::{SpecialToken, TemplateProcessing};
 use tokenizers::processors::PostProcessorWrapper;
-use tokenizers::{AddedToken, PostProcessor, SplitDelimiterBehavior};
+use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 pub use crate::chat::ChatMessage;
 use crate::chat::{render_chat_template, TemplateTokens};
@@ -71,22 +72,22 @@ enum PreKind {
     Gpt2,
     /// SmolLM / StarCoder: every digit alone, then GPT-2's regex.
     SmolLm,
-    /// Qwen2 regex (single digits), NFC-normalized like Qwen's tokenizer.json.
+    /// Qwen2 regex (single digits). Qwen's own tokenizer.json also NFC-normalizes; llama.cpp
+    /// and transformers' GGUF loader do not, and neither do we.
     Qwen2,
     /// Llama 3 regex (digits in groups of up to three), merges ignored for whole-word tokens.
     Llama3,
 }
 
-const SUPPORTED_PRE: &str =
-    "\"default\", \"gpt2\", \"gpt-2\", \"smollm\", \"qwen2\", \"deepseek-r1-qwen\", \"llama-bpe\", \"llama3\", \"llama-v3\"";
+const SUPPORTED_PRE: &str = "\"default\", \"gpt2\", \"gpt-2\", \"smollm\", \"qwen2\", \"deepseek-r1-qwen\", \"megrez\", \"llama-bpe\", \"llama3\", \"llama-v3\", \"falcon3\", \"dbrx\", \"smaug-bpe\"";
 
 impl PreKind {
     fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "default" | "gpt2" | "gpt-2" => Self::Gpt2,
             "smollm" => Self::SmolLm,
-            "qwen2" | "deepseek-r1-qwen" => Self::Qwen2,
-            "llama-bpe" | "llama3" | "llama-v3" => Self::Llama3,
+            "qwen2" | "deepseek-r1-qwen" | "megrez" => Self::Qwen2,
+            "llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "dbrx" | "smaug-bpe" => Self::Llama3,
             _ => return None,
         })
     }
@@ -125,9 +126,13 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 impl Tokenizer {
     /// Load a Hugging Face tokenizer directory: tokenizer.json (required), and when present
-    /// tokenizer_config.json (special tokens, `add_bos_token`, chat template),
-    /// chat_template.jinja (transformers 5 keeps the template there; it wins) and
-    /// generation_config.json (`eos_token_id`, one id or a list, extends `eos_ids`).
+    /// tokenizer_config.json (special tokens, chat template), chat_template.jinja
+    /// (transformers 5 keeps the template there; it wins) and generation_config.json
+    /// (`eos_token_id`, one id or a list, extends `eos_ids`).
+    ///
+    /// Whether BOS is added is what tokenizer.json's post-processor does: transformers'
+    /// generic fast tokenizer (`PreTrainedTokenizerFast`, 5.x `TokenizersBackend`) ignores
+    /// the config's `add_bos_token`, so we only warn when the two disagree.
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let tok_path = dir.join("tokenizer.json");
         if !tok_path.is_file() {
@@ -172,14 +177,15 @@ impl Tokenizer {
                 }
             }
         }
-        let add_bos = cfg("add_bos_token")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        if add_bos && bos_id.is_none() {
-            tracing::warn!(
-                "{}: add_bos_token is set but there is no BOS token in the vocabulary",
-                dir.display()
-            );
+        let add_bos = adds_bos(&inner, bos_id);
+        if let Some(flag) = cfg("add_bos_token").and_then(Json::as_bool) {
+            if flag != add_bos {
+                tracing::warn!(
+                    "{}: add_bos_token = {flag} but tokenizer.json's post-processor {} BOS; following tokenizer.json, as transformers does",
+                    dir.display(),
+                    if add_bos { "adds" } else { "does not add" }
+                );
+            }
         }
         Ok(Self {
             inner,
@@ -189,7 +195,7 @@ impl Tokenizer {
             eos_ids,
             pad_token,
             pad_id,
-            add_bos: add_bos && bos_id.is_some(),
+            add_bos,
             chat_template,
         })
     }
@@ -240,9 +246,24 @@ impl Tokenizer {
             t => t,
         };
 
+        // Every token should be spelled in the byte-level alphabet; some converters store
+        // a few as raw text (e.g. real spaces). Re-spell those, as transformers does, so
+        // they are reachable and decode to their text.
+        let byte_chars = byte_level_chars();
+        let in_alphabet = |t: &str| t.chars().all(in_byte_alphabet);
+        let spelled: Vec<String> = tokens
+            .iter()
+            .map(|t| {
+                if in_alphabet(t) {
+                    t.to_string()
+                } else {
+                    t.bytes().map(|b| byte_chars[b as usize]).collect()
+                }
+            })
+            .collect();
         let mut vocab = Vocab::default();
-        for (i, t) in tokens.iter().enumerate() {
-            vocab.insert(t.to_string(), i as u32);
+        for (i, t) in spelled.iter().enumerate() {
+            vocab.insert(t.clone(), i as u32);
         }
         if vocab.len() != n {
             tracing::warn!(
@@ -277,7 +298,7 @@ impl Tokenizer {
         let eom_id = id_key("tokenizer.ggml.eom_token_id")?;
         let unk_id = id_key("tokenizer.ggml.unknown_token_id")?;
         let pad_id = id_key("tokenizer.ggml.padding_token_id")?;
-        let token_str = |id: Option<u32>| id.map(|i| tokens[i as usize].to_string());
+        let token_str = |id: Option<u32>| id.map(|i| spelled[i as usize].clone());
 
         let mut bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
@@ -292,11 +313,6 @@ impl Tokenizer {
             .map_err(|e| anyhow!("{}: invalid BPE vocabulary/merges: {e}", meta.file))?;
 
         let mut inner = tokenizers::Tokenizer::new(bpe);
-        if pre == PreKind::Qwen2 {
-            inner
-                .with_normalizer(Some(NormalizerWrapper::NFC(NFC)))
-                .map_err(|e| anyhow!("{}: normalizer: {e}", meta.file))?;
-        }
         inner
             .with_pre_tokenizer(Some(pre.pre_tokenizer().with_context(|| {
                 format!("{}: tokenizer.ggml.pre = {pre_name:?}", meta.file)
@@ -308,13 +324,14 @@ impl Tokenizer {
         // Control tokens are special (matched whole, skipped when decoding with
         // skip_special); user-defined ones (e.g. <think>, <tool_call>) are matched whole but
         // are ordinary text, as in the original tokenizer.json. Both keep their vocab ids
-        // because their strings are vocabulary entries.
+        // because their strings are vocabulary entries. One not spelled in the byte alphabet
+        // is a converter's mislabel and stays ordinary (transformers skips those too).
         if let Some(types) = &types {
             let added = |wanted: i64, special: bool| -> Vec<AddedToken> {
                 tokens
                     .iter()
                     .zip(types)
-                    .filter(|(t, &ty)| ty == wanted && !t.is_empty())
+                    .filter(|(t, &ty)| ty == wanted && !t.is_empty() && in_alphabet(t))
                     .map(|(t, _)| AddedToken::from(t.to_string(), special).normalized(false))
                     .collect()
             };
@@ -328,7 +345,7 @@ impl Tokenizer {
             let specials = [bos_id, eos_id, eot_id, eom_id, unk_id, pad_id]
                 .into_iter()
                 .flatten()
-                .map(|id| AddedToken::from(tokens[id as usize].to_string(), true).normalized(false))
+                .map(|id| AddedToken::from(spelled[id as usize].clone(), true).normalized(false))
                 .collect::<Vec<_>>();
             inner
                 .add_special_tokens(specials)
@@ -342,9 +359,7 @@ impl Tokenizer {
             && bos_id.is_some();
         let bos_token = token_str(bos_id);
         if add_bos {
-            if let (Some(tok), Some(id)) = (&bos_token, bos_id) {
-                inner.with_post_processor(Some(bos_post_processor(tok, id)?));
-            }
+            inner.with_post_processor(bos_post_processor(bos_token.as_deref().zip(bos_id))?);
         }
 
         let mut eos_ids = Vec::new();
@@ -373,7 +388,9 @@ impl Tokenizer {
             .encode(text, add_special)
             .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         let mut ids = enc.get_ids().to_vec();
-        if add_special && self.add_bos && !self.post_processor_adds_tokens() {
+        // `add_bos` is public: honour it even when set by hand on a tokenizer whose
+        // post-processor does not add BOS.
+        if add_special && self.add_bos && !adds_bos(&self.inner, self.bos_id) {
             if let Some(b) = self.bos_id {
                 ids.insert(0, b);
             }
@@ -449,12 +466,16 @@ impl Tokenizer {
     pub fn save_hf(&self, dir: &Path, model_max_length: usize) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-        // The BOS must live in tokenizer.json's post-processor for transformers to add it.
+        // transformers adds BOS only when tokenizer.json's post-processor does (and so does
+        // from_hf_dir): if `add_bos` was changed by hand, write a post-processor that agrees.
         let mut inner = self.inner.clone();
-        if self.add_bos && !self.post_processor_adds_tokens() {
-            if let (Some(tok), Some(id)) = (&self.bos_token, self.bos_id) {
-                inner.with_post_processor(Some(bos_post_processor(tok, id)?));
-            }
+        if self.add_bos != adds_bos(&self.inner, self.bos_id) {
+            let bos = if self.add_bos {
+                self.bos_token.as_deref().zip(self.bos_id)
+            } else {
+                None
+            };
+            inner.with_post_processor(bos_post_processor(bos)?);
         }
         let tok_path = dir.join("tokenizer.json");
         inner
@@ -463,7 +484,6 @@ impl Tokenizer {
 
         let mut cfg = serde_json::Map::new();
         cfg.insert("add_bos_token".into(), Json::Bool(self.add_bos));
-        cfg.insert("add_eos_token".into(), Json::Bool(false));
         let opt = |t: &Option<String>| t.clone().map_or(Json::Null, Json::String);
         cfg.insert("bos_token".into(), opt(&self.bos_token));
         cfg.insert("eos_token".into(), opt(&self.eos_token));
@@ -494,34 +514,79 @@ impl Tokenizer {
         }
         Ok(())
     }
+}
 
-    fn post_processor_adds_tokens(&self) -> bool {
-        self.inner
-            .get_post_processor()
-            .is_some_and(|p| p.added_tokens(false) > 0)
+/// Whether encoding with special tokens puts `bos_id` first (what the post-processor does).
+fn adds_bos(inner: &tokenizers::Tokenizer, bos_id: Option<u32>) -> bool {
+    let Some(bos) = bos_id else {
+        return false;
+    };
+    inner.get_post_processor().is_some()
+        && inner
+            .encode("", true)
+            .is_ok_and(|e| e.get_ids().first() == Some(&bos))
+}
+
+/// GPT-2's byte-to-character table: printable Latin-1 bytes stand for themselves, the rest
+/// (controls, space, DEL, NBSP, soft hyphen) map to U+0100 upwards, in byte order.
+fn byte_level_chars() -> Vec<char> {
+    let mut next = 256u32;
+    (0..=255u8)
+        .map(|b| {
+            if self_spelled(b) {
+                char::from(b)
+            } else {
+                let c = char::from_u32(next).unwrap_or('\u{FFFD}');
+                next += 1;
+                c
+            }
+        })
+        .collect()
+}
+
+fn self_spelled(b: u8) -> bool {
+    matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF)
+}
+
+/// Whether `c` is one of the 256 characters of the byte-level alphabet (68 bytes are remapped).
+fn in_byte_alphabet(c: char) -> bool {
+    let u = c as u32;
+    match u8::try_from(u) {
+        Ok(b) => self_spelled(b),
+        Err(_) => (256..256 + 68).contains(&u),
     }
 }
 
-/// `BOS $A` (and `BOS $A BOS $B` for pairs), as Llama 3's tokenizer.json has it.
-fn bos_post_processor(bos: &str, id: u32) -> Result<PostProcessorWrapper> {
-    // Template pieces are parsed from "name:type_id" strings, so the name must not contain
-    // ':' or ' '; it is only a key, the token string is given separately.
-    let key = if bos.contains([':', ' ']) || bos.starts_with('$') {
-        "BOS".to_string()
-    } else {
-        bos.to_string()
+/// `BOS $A` (pairs: `BOS $A BOS $B`) as Llama 3's tokenizer.json has it, or no
+/// post-processor at all without a BOS to add.
+fn bos_post_processor(bos: Option<(&str, u32)>) -> Result<Option<PostProcessorWrapper>> {
+    let Some((tok, id)) = bos else {
+        return Ok(None);
     };
-    let special = SpecialToken::new(key.clone(), vec![id], vec![bos.to_string()])
-        .map_err(|e| anyhow!("BOS post-processor: {e}"))?;
+    let err = |e: String| anyhow!("building the BOS post-processor: {e}");
+    // Template pieces are parsed from "name:type_id" strings split on spaces, so a token
+    // containing ':' or ' ' gets a plain key; the token string itself is given separately.
+    let key = if tok.contains([':', ' ']) || tok.starts_with('$') || tok.is_empty() {
+        "BOS"
+    } else {
+        tok
+    };
+    let special = SpecialToken::new(key.to_string(), vec![id], vec![tok.to_string()])
+        .map_err(|e| err(e.to_string()))?;
     let tp = TemplateProcessing::builder()
-        .try_single(format!("{key} $A"))
-        .map_err(|e| anyhow!("BOS post-processor: {e}"))?
-        .try_pair(format!("{key} $A {key}:1 $B:1"))
-        .map_err(|e| anyhow!("BOS post-processor: {e}"))?
+        .try_single(vec![format!("{key}:0"), "$A:0".to_string()])
+        .map_err(err)?
+        .try_pair(vec![
+            format!("{key}:0"),
+            "$A:0".to_string(),
+            format!("{key}:1"),
+            "$B:1".to_string(),
+        ])
+        .map_err(err)?
         .special_tokens(vec![special])
         .build()
-        .map_err(|e| anyhow!("BOS post-processor: {e}"))?;
-    Ok(tp.into())
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Some(tp.into()))
 }
 
 /// A special-token entry of tokenizer_config.json: a string or an AddedToken dict.

@@ -1,0 +1,196 @@
+//! Hand-written matrix-vector kernel for decoding.
+//!
+//! Decoding multiplies a handful of rows (one per sequence in the batch) by every weight
+//! matrix; the time is the time to stream the weights from memory once. gemm (via candle) is
+//! tuned for large products and reaches about half the machine's bandwidth on this shape, so
+//! this kernel (dot products of each weight row with every input row, rows split across
+//! threads, AVX2/FMA when the CPU has it) does it instead. Inference path only: it records no
+//! backward. Checked against candle's matmul in the tests below.
+
+use anyhow::Result;
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Largest number of input rows routed here; more rows are compute-bound, gemm's job.
+pub const MAX_ROWS: usize = 16;
+
+fn cpu_f32<'a>(s: &'a Storage, l: &Layout) -> Option<&'a [f32]> {
+    match s {
+        Storage::Cpu(CpuStorage::F32(v)) => {
+            let (start, end) = l.contiguous_offsets()?;
+            Some(&v[start..end])
+        }
+        _ => None,
+    }
+}
+
+/// `x [m, in] @ w[out, in]^T` for m <= MAX_ROWS, both f32 contiguous on the CPU; `None` when
+/// the inputs do not qualify (the caller then uses candle's matmul).
+pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+    let (m, k) = x.dims2()?;
+    let (out, k2) = w.dims2()?;
+    if m > MAX_ROWS || k != k2 || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let (Some(xv), Some(wv)) = (cpu_f32(&xs, xl), cpu_f32(&ws, wl)) else {
+        return Ok(None);
+    };
+    // Output transposed ([out, m]) so that each thread writes one contiguous block.
+    let mut yt = vec![0f32; out * m];
+    const CHUNK: usize = 64;
+    yt.par_chunks_mut(CHUNK * m)
+        .enumerate()
+        .for_each(|(c, block)| {
+            let o0 = c * CHUNK;
+            for (j, yrow) in block.chunks_exact_mut(m).enumerate() {
+                let wrow = &wv[(o0 + j) * k..(o0 + j + 1) * k];
+                row_dots(wrow, xv, k, yrow);
+            }
+        });
+    drop(xs);
+    drop(ws);
+    let mut y = vec![0f32; m * out];
+    for o in 0..out {
+        for r in 0..m {
+            y[r * out + o] = yt[o * m + r];
+        }
+    }
+    Ok(Some(Tensor::from_vec(y, (m, out), x.device())?))
+}
+
+/// `y[r] = dot(w, x[r])` for every input row r.
+#[inline]
+fn row_dots(w: &[f32], x: &[f32], k: usize, y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            let mut r = 0;
+            // Four input rows per pass: the weight row is loaded once for four products.
+            while r + 4 <= y.len() {
+                // SAFETY: the CPU supports the features the function is compiled for.
+                let d = unsafe { dot4_avx2(w, &x[r * k..(r + 4) * k], k) };
+                y[r..r + 4].copy_from_slice(&d);
+                r += 4;
+            }
+            for (i, yr) in y.iter_mut().enumerate().skip(r) {
+                *yr = unsafe { dot_avx2(w, &x[i * k..(i + 1) * k]) };
+            }
+            return;
+        }
+    }
+    for (r, yr) in y.iter_mut().enumerate() {
+        *yr = dot_portable(w, &x[r * k..(r + 1) * k]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot4_avx2(w: &[f32], x: &[f32], k: usize) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let pw = w.as_ptr();
+    let px = x.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 8 <= k {
+        let wv = _mm256_loadu_ps(pw.add(i));
+        for (r, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px.add(r * k + i)), *a);
+        }
+        i += 8;
+    }
+    let mut out = [0f32; 4];
+    for (r, a) in acc.iter().enumerate() {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+        let mut t: f32 = lanes.iter().sum();
+        for j in i..k {
+            t += *pw.add(j) * *px.add(r * k + j);
+        }
+        out[r] = t;
+    }
+    out
+}
+
+#[cfg(test)]
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            let x = _mm256_loadu_ps(pa.add(i + 8 * j));
+            let y = _mm256_loadu_ps(pb.add(i + 8 * j));
+            *s = _mm256_fmadd_ps(x, y, *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        i += 8;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), s);
+    let mut total: f32 = lanes.iter().sum();
+    while i < n {
+        total += *pa.add(i) * *pb.add(i);
+        i += 1;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn equals_candle_matmul() {
+        let d = Device::Cpu;
+        for (m, out, k) in [(1, 7, 5), (3, 130, 37), (16, 64, 576), (5, 1000, 8)] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &d).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (out, k), &d).unwrap();
+            let a = small_matmul_t(&x, &w).unwrap().unwrap();
+            let b = x.matmul(&w.t().unwrap()).unwrap();
+            let err = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(err < 1e-4 * (k as f32).sqrt(), "{m}x{out}x{k}: {err}");
+        }
+        // Non-contiguous or too many rows: declined.
+        let x = Tensor::randn(0f32, 1.0, (17, 4), &d).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 4), &d).unwrap();
+        assert!(small_matmul_t(&x, &w).unwrap().is_none());
+        assert!(small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &w.t().unwrap().t().unwrap()).unwrap().is_some());
+        let wt = Tensor::randn(0f32, 1.0, (4, 3), &d).unwrap();
+        assert!(small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &wt.t().unwrap()).unwrap().is_none());
+    }
+}
