@@ -87,7 +87,11 @@ pub fn run(a: Args) -> Result<()> {
         let t = Instant::now();
         let req = Request {
             prompt_ids: prompt.clone(),
-            params: SamplingParams { temperature: 0.0, max_new_tokens: 1, ..Default::default() },
+            params: SamplingParams {
+                temperature: 0.0,
+                max_new_tokens: 1,
+                ..Default::default()
+            },
         };
         generate(&m.model, &tok, &eos, &[req])?;
         t_prefill.push(t.elapsed().as_secs_f64());
@@ -111,7 +115,13 @@ pub fn run(a: Args) -> Result<()> {
             .collect();
         let one: Vec<Request> = reqs
             .iter()
-            .map(|r| Request { params: SamplingParams { max_new_tokens: 1, ..r.params.clone() }, ..r.clone() })
+            .map(|r| Request {
+                params: SamplingParams {
+                    max_new_tokens: 1,
+                    ..r.params.clone()
+                },
+                ..r.clone()
+            })
             .collect();
         let mut rates = vec![];
         for _ in 0..a.reps {
@@ -135,8 +145,12 @@ pub fn run(a: Args) -> Result<()> {
     for _ in 0..a.reps {
         let t = Instant::now();
         let attn = egi_model::AttnInput::causal(1, a.tokens - 1, DType::F32, &dev)?;
-        let h = m.model.forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?;
-        let lp = m.model.target_logprobs(&h, &ids.narrow(1, 1, a.tokens - 1)?, 128)?;
+        let h = m
+            .model
+            .forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?;
+        let lp = m
+            .model
+            .target_logprobs(&h, &ids.narrow(1, 1, a.tokens - 1)?, 128)?;
         let grads = lp.sum_all()?.neg()?.backward()?;
         std::hint::black_box(grads);
         t_fb.push(t.elapsed().as_secs_f64());
@@ -145,16 +159,29 @@ pub fn run(a: Args) -> Result<()> {
 
     let bytes_per_step = ((body + emb) * 4) as f64; // f32 weights, tied lm_head counted once
     let bound = bw * 1e9 / bytes_per_step;
-    println!("egi bench: {} ({} layers, hidden {}, {:.1}M params), f32, {threads} threads", m.source.path().display(), cfg.num_layers, cfg.hidden_size, (body + emb) as f64 / 1e6);
+    println!(
+        "egi bench: {} ({} layers, hidden {}, {:.1}M params), f32, {threads} threads",
+        m.source.path().display(),
+        cfg.num_layers,
+        cfg.hidden_size,
+        (body + emb) as f64 / 1e6
+    );
     println!("| measurement | value |");
     println!("|---|---|");
     println!("| memory copy bandwidth | {bw:.1} GB/s |");
     println!("| f32 matmul 1024^3 | {mm:.1} GFLOP/s |");
     println!("| prefill ({} tokens) | {prefill:.0} tokens/s |", a.tokens);
     println!("| decode, batch 1 | {d1:.1} tokens/s |");
-    println!("| decode, batch {} | {db:.1} tokens/s ({:.1}x batch 1) |", a.batch, db / d1);
+    println!(
+        "| decode, batch {} | {db:.1} tokens/s ({:.1}x batch 1) |",
+        a.batch,
+        db / d1
+    );
     println!("| decode bound from bandwidth (weights read per step) | {bound:.1} steps/s |");
-    println!("| forward+backward, {} tokens, all params | {fb:.2} s |", a.tokens);
+    println!(
+        "| forward+backward, {} tokens, all params | {fb:.2} s |",
+        a.tokens
+    );
     if a.json {
         println!(
             "{}",

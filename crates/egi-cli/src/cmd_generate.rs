@@ -82,7 +82,9 @@ pub fn run(a: Args) -> Result<()> {
         .collect();
     let pb = crate::common::progress((a.max_new_tokens * reqs.len()) as u64, "tokens");
     let t = std::time::Instant::now();
-    let out = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |n| pb.inc(n as u64))?;
+    let out = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |n| {
+        pb.inc(n as u64)
+    })?;
     pb.finish_and_clear();
     let n_tok: usize = out.iter().map(|c| c.token_ids.len()).sum();
     tracing::info!(
@@ -103,7 +105,10 @@ pub fn run(a: Args) -> Result<()> {
             println!("{v}");
         } else {
             if a.n > 1 {
-                println!("--- completion {i} (seed {}, {:?}) ---", reqs[i].params.seed, c.finish_reason);
+                println!(
+                    "--- completion {i} (seed {}, {:?}) ---",
+                    reqs[i].params.seed, c.finish_reason
+                );
             }
             println!("{}", c.text);
         }

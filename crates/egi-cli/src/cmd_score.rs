@@ -34,7 +34,8 @@ pub struct Line {
 
 /// Read `{"id","prompt","response"}` lines; errors name the file and the line.
 pub fn read_lines(path: &std::path::Path) -> Result<Vec<Line>> {
-    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut out = vec![];
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;

@@ -79,7 +79,14 @@ fn main() {
         // backtraces to some messages).
         let msg: Vec<String> = e
             .chain()
-            .map(|c| c.to_string().lines().next().unwrap_or("").trim().to_string())
+            .map(|c| {
+                c.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
             .collect();
         eprintln!("error: {}", msg.join(": "));
         std::process::exit(1);

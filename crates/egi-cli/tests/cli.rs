@@ -25,7 +25,10 @@ fn score_matches_pytorch_fixture() {
     let input = tmp.path().join("in.jsonl");
     let lines: Vec<String> = cases
         .iter()
-        .map(|c| serde_json::json!({"id": c["id"], "prompt": c["prompt"], "response": c["response"]}).to_string())
+        .map(|c| {
+            serde_json::json!({"id": c["id"], "prompt": c["prompt"], "response": c["response"]})
+                .to_string()
+        })
         .collect();
     std::fs::write(&input, lines.join("\n")).unwrap();
     let out = tmp.path().join("scores.jsonl");
@@ -38,7 +41,10 @@ fn score_matches_pytorch_fixture() {
         .unwrap();
     assert!(st.success());
     let text = std::fs::read_to_string(&out).unwrap();
-    let got: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(got.len(), cases.len());
     let (mut e_lp, mut e_ent) = (0f64, 0f64);
     for (g, c) in got.iter().zip(cases) {
@@ -56,20 +62,31 @@ fn score_matches_pytorch_fixture() {
             assert_eq!(a["pos"], b["pos"]);
             assert_eq!(a["text"], b["text"]);
             assert_eq!(a["char_start"], b["char_start"]);
-            e_lp = e_lp.max((a["logprob"].as_f64().unwrap() - b["logprob"].as_f64().unwrap()).abs());
-            e_ent = e_ent.max((a["entropy"].as_f64().unwrap() - b["entropy"].as_f64().unwrap()).abs());
+            e_lp =
+                e_lp.max((a["logprob"].as_f64().unwrap() - b["logprob"].as_f64().unwrap()).abs());
+            e_ent =
+                e_ent.max((a["entropy"].as_f64().unwrap() - b["entropy"].as_f64().unwrap()).abs());
         }
         let total: f64 = ct.iter().map(|t| t["logprob"].as_f64().unwrap()).sum();
         assert!((g["total_logprob"].as_f64().unwrap() - total).abs() < 2e-3 * ct.len() as f64);
     }
     println!("max abs error: logprob {e_lp:.2e}, entropy {e_ent:.2e}");
-    assert!(e_lp <= 2e-3 && e_ent <= 2e-3, "logprob {e_lp}, entropy {e_ent}");
+    assert!(
+        e_lp <= 2e-3 && e_ent <= 2e-3,
+        "logprob {e_lp}, entropy {e_ent}"
+    );
 }
 
 #[test]
 fn greedy_generation_says_paris() {
     let o = egi()
-        .args(["generate", "--model", "default", "--prompt", "The capital of France is"])
+        .args([
+            "generate",
+            "--model",
+            "default",
+            "--prompt",
+            "The capital of France is",
+        ])
         .args(["--max-new-tokens", "8", "--temperature", "0"])
         .output()
         .unwrap();
@@ -82,8 +99,22 @@ fn greedy_generation_says_paris() {
 fn seeded_sampling_is_reproducible_and_json_is_complete() {
     let run = || {
         let o = egi()
-            .args(["generate", "--model", "default", "--chat", "--prompt", "Name a fruit."])
-            .args(["--max-new-tokens", "12", "--temperature", "0.9", "--top-p", "0.95"])
+            .args([
+                "generate",
+                "--model",
+                "default",
+                "--chat",
+                "--prompt",
+                "Name a fruit.",
+            ])
+            .args([
+                "--max-new-tokens",
+                "12",
+                "--temperature",
+                "0.9",
+                "--top-p",
+                "0.95",
+            ])
             .args(["--seed", "4", "--n", "3", "--json"])
             .output()
             .unwrap();
@@ -92,13 +123,20 @@ fn seeded_sampling_is_reproducible_and_json_is_complete() {
     };
     let a = run();
     assert_eq!(a, run(), "same seeds, different completions");
-    let rows: Vec<serde_json::Value> = a.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = a
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3);
     for r in &rows {
         let n = r["token_ids"].as_array().unwrap().len();
-        assert!(n >= 1 && n <= 12);
+        assert!((1..=12).contains(&n));
         assert_eq!(r["logprobs"].as_array().unwrap().len(), n);
-        assert!(r["logprobs"].as_array().unwrap().iter().all(|x| x.as_f64().unwrap() <= 0.0));
+        assert!(r["logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x.as_f64().unwrap() <= 0.0));
     }
     let texts: std::collections::HashSet<_> = rows.iter().map(|r| r["text"].to_string()).collect();
     assert!(texts.len() >= 2, "three seeds gave one text: {texts:?}");
@@ -107,12 +145,27 @@ fn seeded_sampling_is_reproducible_and_json_is_complete() {
 #[test]
 fn stop_strings_cut_the_text() {
     let o = egi()
-        .args(["generate", "--model", "default", "--prompt", "Count: 1, 2, 3, 4,"])
-        .args(["--max-new-tokens", "30", "--temperature", "0", "--stop", "7", "--json"])
+        .args([
+            "generate",
+            "--model",
+            "default",
+            "--prompt",
+            "Count: 1, 2, 3, 4,",
+        ])
+        .args([
+            "--max-new-tokens",
+            "30",
+            "--temperature",
+            "0",
+            "--stop",
+            "7",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success());
-    let r: serde_json::Value = serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
     assert_eq!(r["finish_reason"], "stop");
     let t = r["text"].as_str().unwrap();
     assert!(!t.contains('7') && t.contains('6'), "{t:?}");
@@ -122,7 +175,11 @@ fn stop_strings_cut_the_text() {
 fn bad_input_gives_one_line_errors_and_no_output() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.jsonl");
-    std::fs::write(&input, "{\"id\": 1, \"prompt\": \"a\", \"response\": \"b\"}\n{\"id\": 2, \"prompt\": \"a\"}\n").unwrap();
+    std::fs::write(
+        &input,
+        "{\"id\": 1, \"prompt\": \"a\", \"response\": \"b\"}\n{\"id\": 2, \"prompt\": \"a\"}\n",
+    )
+    .unwrap();
     let out = tmp.path().join("out.jsonl");
     let o = egi()
         .args(["score", "--model", "default", "--input"])
@@ -133,15 +190,25 @@ fn bad_input_gives_one_line_errors_and_no_output() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("in.jsonl:2") && err.contains("response"), "{err}");
+    assert!(
+        err.contains("in.jsonl:2") && err.contains("response"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!out.exists());
 
     let bad = tmp.path().join("broken.gguf");
     std::fs::write(&bad, b"GGUF\x03\x00\x00\x00").unwrap();
-    let o = egi().args(["generate", "--prompt", "x", "--model"]).arg(&bad).output().unwrap();
+    let o = egi()
+        .args(["generate", "--prompt", "x", "--model"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("broken.gguf") && err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("broken.gguf") && err.starts_with("error: "),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use egi_model::{AttnInput, KvCache, Tokenizer, Transformer};
 
@@ -70,8 +71,16 @@ pub fn generate_with_progress(
         return Ok(vec![]);
     }
     let dev = model.device();
-    let max_prompt = requests.iter().map(|r| r.prompt_ids.len()).max().unwrap_or(0);
-    let max_new = requests.iter().map(|r| r.params.max_new_tokens).max().unwrap_or(0);
+    let max_prompt = requests
+        .iter()
+        .map(|r| r.prompt_ids.len())
+        .max()
+        .unwrap_or(0);
+    let max_new = requests
+        .iter()
+        .map(|r| r.params.max_new_tokens)
+        .max()
+        .unwrap_or(0);
     for (i, r) in requests.iter().enumerate() {
         if r.prompt_ids.is_empty() {
             anyhow::bail!("request {i}: empty prompt");
@@ -124,11 +133,16 @@ pub fn generate_with_progress(
             .to_dtype(DType::F32)?
             .to_vec2()
             .context("reading logits")?;
+        // Sampling is independent per row (each has its own random stream): rows in parallel.
+        let picked: Vec<(u32, f64)> = rows
+            .par_iter_mut()
+            .zip(&rows_logits)
+            .map(|(row, l)| sample(l, &requests[row.req].params, &mut row.rng))
+            .collect();
         let mut next = Vec::with_capacity(rows.len());
         let mut keep = Vec::with_capacity(rows.len());
-        for (k, (row, l)) in rows.iter_mut().zip(&rows_logits).enumerate() {
+        for (k, (row, (id, lp))) in rows.iter_mut().zip(picked).enumerate() {
             let p = &requests[row.req].params;
-            let (id, lp) = sample(l, p, &mut row.rng);
             row.out.push(id);
             row.logprobs.push(lp);
             let finish = if eos_ids.contains(&id) {
@@ -176,7 +190,12 @@ pub fn generate_with_progress(
         .collect())
 }
 
-fn finish_row(tok: &Tokenizer, row: &Row, p: &SamplingParams, f: FinishReason) -> Result<Completion> {
+fn finish_row(
+    tok: &Tokenizer,
+    row: &Row,
+    p: &SamplingParams,
+    f: FinishReason,
+) -> Result<Completion> {
     let body: &[u32] = if f == FinishReason::Eos {
         &row.out[..row.out.len() - 1]
     } else {

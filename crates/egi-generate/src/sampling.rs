@@ -76,7 +76,11 @@ fn sample_tempered(logits: &[f32], p: &SamplingParams, rng: &mut ChaCha8Rng) -> 
     // expensive part; the nucleus almost always lies within the top few hundred, so sort only
     // those unless they do not reach top_p.
     let mut idx: Vec<usize> = (0..w.len()).collect();
-    let mut head = if p.top_k > 0 { p.top_k.min(w.len()) } else { 512.min(w.len()) };
+    let mut head = if p.top_k > 0 {
+        p.top_k.min(w.len())
+    } else {
+        512.min(w.len())
+    };
     loop {
         if head < idx.len() {
             idx.select_nth_unstable_by(head, |&a, &b| w[b].total_cmp(&w[a]));

@@ -10,7 +10,9 @@ fn main() -> anyhow::Result<()> {
                 let _ = f();
                 let n = 200;
                 let t = Instant::now();
-                for _ in 0..n { std::hint::black_box(f().unwrap()); }
+                for _ in 0..n {
+                    std::hint::black_box(f().unwrap());
+                }
                 let s = t.elapsed().as_secs_f64() / n as f64;
                 (o * i * 4) as f64 / s / 1e9
             };

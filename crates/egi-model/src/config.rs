@@ -86,12 +86,15 @@ fn get<'a>(v: &'a Value, key: &str, file: &Path) -> Result<&'a Value> {
 }
 
 fn get_usize(v: &Value, key: &str, file: &Path) -> Result<usize> {
-    get(v, key, file)?.as_u64().map(|x| x as usize).with_context(|| {
-        format!(
-            "{}: field \"{key}\" must be a non-negative integer",
-            file.display()
-        )
-    })
+    get(v, key, file)?
+        .as_u64()
+        .map(|x| x as usize)
+        .with_context(|| {
+            format!(
+                "{}: field \"{key}\" must be a non-negative integer",
+                file.display()
+            )
+        })
 }
 
 fn get_f64(v: &Value, key: &str, file: &Path) -> Result<f64> {
@@ -104,7 +107,11 @@ fn get_f64(v: &Value, key: &str, file: &Path) -> Result<f64> {
 pub(crate) fn ids_of(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as u32)
+            .collect(),
         _ => vec![],
     }
 }
@@ -143,9 +150,12 @@ impl ModelConfig {
         // Rope settings: transformers 5 nests them under rope_parameters.
         let rope = v.get("rope_parameters").filter(|x| x.is_object());
         let rope_theta = match rope.and_then(|r| r.get("rope_theta")) {
-            Some(t) => t
-                .as_f64()
-                .with_context(|| format!("{}: rope_parameters.rope_theta must be a number", file.display()))?,
+            Some(t) => t.as_f64().with_context(|| {
+                format!(
+                    "{}: rope_parameters.rope_theta must be a number",
+                    file.display()
+                )
+            })?,
             None => match v.get("rope_theta") {
                 Some(t) if !t.is_null() => get_f64(v, "rope_theta", file)?,
                 _ => 10000.0,
@@ -187,12 +197,18 @@ impl ModelConfig {
         };
         let attention_bias = match arch {
             Arch::Qwen2 => true,
-            _ => v.get("attention_bias").and_then(|x| x.as_bool()).unwrap_or(false),
+            _ => v
+                .get("attention_bias")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
         };
         if v.get("mlp_bias").and_then(|x| x.as_bool()).unwrap_or(false) {
             bail!("{}: mlp_bias=true is not supported", file.display());
         }
-        let act = v.get("hidden_act").and_then(|x| x.as_str()).unwrap_or("silu");
+        let act = v
+            .get("hidden_act")
+            .and_then(|x| x.as_str())
+            .unwrap_or("silu");
         if act != "silu" {
             bail!(
                 "{}: hidden_act \"{act}\" is not supported (egi implements silu)",
@@ -221,7 +237,10 @@ impl ModelConfig {
                 .unwrap_or(false),
             attention_bias,
             qk_norm: arch == Arch::Qwen3,
-            bos_token_id: v.get("bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32),
+            bos_token_id: v
+                .get("bos_token_id")
+                .and_then(|x| x.as_u64())
+                .map(|x| x as u32),
             eos_token_ids: ids_of(v.get("eos_token_id")),
         })
     }
@@ -298,8 +317,8 @@ impl ModelConfig {
                 if wavelen > low_wavelen {
                     *f /= s.factor;
                 } else if wavelen >= high_wavelen {
-                    let smooth =
-                        (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                    let smooth = (old / wavelen - s.low_freq_factor)
+                        / (s.high_freq_factor - s.low_freq_factor);
                     *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
                 }
             }
@@ -360,9 +379,19 @@ mod tests {
         let v = json!({"model_type":"llama","hidden_size":64,"num_attention_heads":4});
         let e = ModelConfig::from_hf_json(&v, Path::new("/m/config.json")).unwrap_err();
         let s = format!("{e:#}");
-        assert!(s.contains("/m/config.json") && s.contains("intermediate_size") || s.contains("vocab_size"), "{s}");
+        assert!(
+            s.contains("/m/config.json") && s.contains("intermediate_size")
+                || s.contains("vocab_size"),
+            "{s}"
+        );
         let v = json!({"model_type":"gpt_neox"});
-        let s = format!("{:#}", ModelConfig::from_hf_json(&v, Path::new("c.json")).unwrap_err());
-        assert!(s.contains("unsupported architecture") && s.contains("gpt_neox"), "{s}");
+        let s = format!(
+            "{:#}",
+            ModelConfig::from_hf_json(&v, Path::new("c.json")).unwrap_err()
+        );
+        assert!(
+            s.contains("unsupported architecture") && s.contains("gpt_neox"),
+            "{s}"
+        );
     }
 }

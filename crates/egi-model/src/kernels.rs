@@ -65,7 +65,8 @@ pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 fn row_dots(w: &[f32], x: &[f32], k: usize, y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             let mut r = 0;
             // Four input rows per pass: the weight row is loaded once for four products.
             while r + 4 <= y.len() {
@@ -113,19 +114,6 @@ unsafe fn dot4_avx2(w: &[f32], x: &[f32], k: usize) -> [f32; 4] {
     out
 }
 
-#[cfg(test)]
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { dot_avx2(a, b) };
-        }
-    }
-    dot_portable(a, b)
-}
-
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -155,7 +143,11 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         i += 32;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        acc[0] = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i)),
+            _mm256_loadu_ps(pb.add(i)),
+            acc[0],
+        );
         i += 8;
     }
     let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
@@ -175,6 +167,20 @@ mod tests {
     use candle_core::Device;
 
     #[test]
+    fn dot_kernels_agree() {
+        let a: Vec<f32> = (0..77).map(|i| (i as f32 * 0.3).sin()).collect();
+        let b: Vec<f32> = (0..77).map(|i| (i as f32 * 0.7).cos()).collect();
+        let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((dot_portable(&a, &b) as f64 - exact).abs() < 1e-4);
+        let mut y = [0f32; 5];
+        let x: Vec<f32> = (0..5).flat_map(|_| b.clone()).collect();
+        row_dots(&a, &x, 77, &mut y);
+        for v in y {
+            assert!((v as f64 - exact).abs() < 1e-4);
+        }
+    }
+
+    #[test]
     fn equals_candle_matmul() {
         let d = Device::Cpu;
         for (m, out, k) in [(1, 7, 5), (3, 130, 37), (16, 64, 576), (5, 1000, 8)] {
@@ -182,15 +188,30 @@ mod tests {
             let w = Tensor::randn(0f32, 1.0, (out, k), &d).unwrap();
             let a = small_matmul_t(&x, &w).unwrap().unwrap();
             let b = x.matmul(&w.t().unwrap()).unwrap();
-            let err = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let err = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(err < 1e-4 * (k as f32).sqrt(), "{m}x{out}x{k}: {err}");
         }
         // Non-contiguous or too many rows: declined.
         let x = Tensor::randn(0f32, 1.0, (17, 4), &d).unwrap();
         let w = Tensor::randn(0f32, 1.0, (3, 4), &d).unwrap();
         assert!(small_matmul_t(&x, &w).unwrap().is_none());
-        assert!(small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &w.t().unwrap().t().unwrap()).unwrap().is_some());
+        assert!(
+            small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &w.t().unwrap().t().unwrap())
+                .unwrap()
+                .is_some()
+        );
         let wt = Tensor::randn(0f32, 1.0, (4, 3), &d).unwrap();
-        assert!(small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &wt.t().unwrap()).unwrap().is_none());
+        assert!(
+            small_matmul_t(&x.narrow(0, 0, 2).unwrap(), &wt.t().unwrap())
+                .unwrap()
+                .is_none()
+        );
     }
 }

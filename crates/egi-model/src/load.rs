@@ -155,7 +155,11 @@ pub fn save_hf_dir(
         eos.extend(&generation.eos_token_ids);
         eos.dedup();
         if !eos.is_empty() {
-            gen["eos_token_id"] = if eos.len() == 1 { json!(eos[0]) } else { json!(eos) };
+            gen["eos_token_id"] = if eos.len() == 1 {
+                json!(eos[0])
+            } else {
+                json!(eos)
+            };
         }
         if let Some(t) = generation.temperature {
             gen["temperature"] = json!(t);
@@ -193,7 +197,8 @@ pub fn save_hf_dir(
         std::fs::rename(dir, &old)
             .with_context(|| format!("{}: cannot replace the existing directory", dir.display()))?;
     }
-    std::fs::rename(&tmp, dir).with_context(|| format!("{}: cannot move into place", dir.display()))?;
+    std::fs::rename(&tmp, dir)
+        .with_context(|| format!("{}: cannot move into place", dir.display()))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }

@@ -222,9 +222,9 @@ impl Transformer {
         let mut index = HashMap::new();
         let mut take = |name: &str, shape: &[usize], required: bool| -> Result<Option<usize>> {
             match w.remove(name) {
-                None if required => bail!(
-                    "{source}: tensor \"{name}\" is missing (expected shape {shape:?})"
-                ),
+                None if required => {
+                    bail!("{source}: tensor \"{name}\" is missing (expected shape {shape:?})")
+                }
                 None => Ok(None),
                 Some(t) => {
                     if t.dims() != shape {
@@ -267,11 +267,19 @@ impl Transformer {
                 q_norm: take(&p("self_attn.q_norm.weight"), &[hd], cfg.qk_norm)?,
                 k_norm: take(&p("self_attn.k_norm.weight"), &[hd], cfg.qk_norm)?,
                 post_norm: take(&p("post_attention_layernorm.weight"), &[h], true)?.unwrap(),
-                gate: take(&p("mlp.gate_proj.weight"), &[cfg.intermediate_size, h], true)?
-                    .unwrap(),
+                gate: take(
+                    &p("mlp.gate_proj.weight"),
+                    &[cfg.intermediate_size, h],
+                    true,
+                )?
+                .unwrap(),
                 up: take(&p("mlp.up_proj.weight"), &[cfg.intermediate_size, h], true)?.unwrap(),
-                down: take(&p("mlp.down_proj.weight"), &[h, cfg.intermediate_size], true)?
-                    .unwrap(),
+                down: take(
+                    &p("mlp.down_proj.weight"),
+                    &[h, cfg.intermediate_size],
+                    true,
+                )?
+                .unwrap(),
             });
         }
         let final_norm = take("model.norm.weight", &[h], true)?.unwrap();
@@ -357,11 +365,7 @@ impl Transformer {
             cfg: self.cfg.clone(),
             params,
             index: self.index.clone(),
-            layers: self
-                .layers
-                .iter()
-                .copied()
-                .collect(),
+            layers: self.layers.to_vec(),
             embed: self.embed,
             final_norm: self.final_norm,
             lm_head: self.lm_head,
@@ -428,7 +432,12 @@ impl Transformer {
 
     /// log p(target) at each position, [B, T], computing the vocabulary projection `chunk`
     /// positions at a time so the full [B, T, V] logits never exist at once. Differentiable.
-    pub fn target_logprobs(&self, hidden: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+    pub fn target_logprobs(
+        &self,
+        hidden: &Tensor,
+        targets: &Tensor,
+        chunk: usize,
+    ) -> Result<Tensor> {
         let (b, t, hsz) = hidden.dims3()?;
         let flat = hidden.reshape((b * t, hsz))?;
         let tg = targets.reshape(b * t)?;
@@ -458,7 +467,11 @@ impl Transformer {
 
     fn norm(&self, x: &Tensor, w: usize, fused: bool) -> Result<Tensor> {
         if fused && self.dtype != DType::F64 {
-            Ok(candle_nn::ops::rms_norm(&x.contiguous()?, self.w(w), self.cfg.rms_norm_eps as f32)?)
+            Ok(candle_nn::ops::rms_norm(
+                &x.contiguous()?,
+                self.w(w),
+                self.cfg.rms_norm_eps as f32,
+            )?)
         } else {
             rms_norm_diff(x, self.w(w), self.cfg.rms_norm_eps)
         }
@@ -491,9 +504,12 @@ impl Transformer {
             .reshape((b, t, cfg.hidden_size))?;
         for (li, l) in self.layers.iter().enumerate() {
             let x = self.norm(&h, l.input_norm, fused)?;
-            let q = linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?.reshape((b, t, nh, hd))?;
-            let k = linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?.reshape((b, t, nkv, hd))?;
-            let v = linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?.reshape((b, t, nkv, hd))?;
+            let q =
+                linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?.reshape((b, t, nh, hd))?;
+            let k =
+                linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?.reshape((b, t, nkv, hd))?;
+            let v =
+                linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?.reshape((b, t, nkv, hd))?;
             let (q, k) = match (l.q_norm, l.k_norm) {
                 (Some(qn), Some(kn)) => (self.norm(&q, qn, fused)?, self.norm(&k, kn, fused)?),
                 _ => (q, k),
@@ -527,7 +543,12 @@ impl Transformer {
                 .reshape((b, t, nh * hd))?;
             h = (h + linear_any(&ctx, self.w(l.o), None, fused)?)?;
             let x = self.norm(&h, l.post_norm, fused)?;
-            let g = candle_nn::Activation::Silu.forward(&linear_any(&x, self.w(l.gate), None, fused)?)?;
+            let g = candle_nn::Activation::Silu.forward(&linear_any(
+                &x,
+                self.w(l.gate),
+                None,
+                fused,
+            )?)?;
             let u = linear_any(&x, self.w(l.up), None, fused)?;
             h = (h + linear_any(&(g * u)?, self.w(l.down), None, fused)?)?;
         }

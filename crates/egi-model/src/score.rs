@@ -24,7 +24,10 @@ pub fn score_ids(model: &Transformer, ids: &[u32], n_prompt: usize) -> Result<Ve
 }
 
 /// Score several sequences in one right-padded batch.
-pub fn score_batch(model: &Transformer, seqs: &[(Vec<u32>, usize)]) -> Result<Vec<Vec<TokenScore>>> {
+pub fn score_batch(
+    model: &Transformer,
+    seqs: &[(Vec<u32>, usize)],
+) -> Result<Vec<Vec<TokenScore>>> {
     let t = seqs.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
     for (i, (s, n)) in seqs.iter().enumerate() {
         if *n == 0 || *n >= s.len() {

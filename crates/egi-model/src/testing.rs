@@ -40,7 +40,9 @@ pub fn tiny_config(arch: Arch) -> ModelConfig {
 /// Random weights for `cfg` (deterministic in `seed`).
 pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<Weights> {
     // A small LCG so the weights do not depend on candle's RNG (which is not seedable on CPU).
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         state = state
             .wrapping_mul(6364136223846793005)
@@ -59,7 +61,10 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<Weights> {
     let i = cfg.intermediate_size;
     let s = |fan_in: usize| 1.7 / (fan_in as f64).sqrt();
     let mut w = Weights::new();
-    w.insert("model.embed_tokens.weight".into(), rnd(&[cfg.vocab_size, h], 1.0, 0.0)?);
+    w.insert(
+        "model.embed_tokens.weight".into(),
+        rnd(&[cfg.vocab_size, h], 1.0, 0.0)?,
+    );
     for l in 0..cfg.num_layers {
         let p = |x: &str| format!("model.layers.{l}.{x}");
         w.insert(p("input_layernorm.weight"), rnd(&[h], 0.3, 1.0)?);
@@ -74,8 +79,14 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<Weights> {
             w.insert(p("self_attn.v_proj.bias"), rnd(&[kvd], 0.3, 0.0)?);
         }
         if cfg.qk_norm {
-            w.insert(p("self_attn.q_norm.weight"), rnd(&[cfg.head_dim], 0.3, 1.0)?);
-            w.insert(p("self_attn.k_norm.weight"), rnd(&[cfg.head_dim], 0.3, 1.0)?);
+            w.insert(
+                p("self_attn.q_norm.weight"),
+                rnd(&[cfg.head_dim], 0.3, 1.0)?,
+            );
+            w.insert(
+                p("self_attn.k_norm.weight"),
+                rnd(&[cfg.head_dim], 0.3, 1.0)?,
+            );
         }
         w.insert(p("mlp.gate_proj.weight"), rnd(&[i, h], s(h), 0.0)?);
         w.insert(p("mlp.up_proj.weight"), rnd(&[i, h], s(h), 0.0)?);
@@ -83,7 +94,10 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<Weights> {
     }
     w.insert("model.norm.weight".into(), rnd(&[h], 0.3, 1.0)?);
     if !cfg.tie_word_embeddings {
-        w.insert("lm_head.weight".into(), rnd(&[cfg.vocab_size, h], s(h), 0.0)?);
+        w.insert(
+            "lm_head.weight".into(),
+            rnd(&[cfg.vocab_size, h], s(h), 0.0)?,
+        );
     }
     Ok(w)
 }

@@ -22,7 +22,12 @@ pub struct EncodedPair {
 
 /// Render `prompt` with the chat template (one user message, generation prompt added) unless
 /// `raw`, then tokenize prompt and response.
-pub fn encode_pair(tok: &Tokenizer, prompt: &str, response: &str, raw: bool) -> Result<EncodedPair> {
+pub fn encode_pair(
+    tok: &Tokenizer,
+    prompt: &str,
+    response: &str,
+    raw: bool,
+) -> Result<EncodedPair> {
     let prompt_text = if raw {
         prompt.to_string()
     } else {

@@ -68,14 +68,19 @@ const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p
 /// The byte-level BPE pre-tokenizers we can rebuild from `tokenizer.ggml.pre`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PreKind {
-    /// GPT-2's regex inside ByteLevel.
+    /// GPT-2's regex inside ByteLevel. (llama.cpp's "default" is a rarely used mix of
+    /// regexes; transformers reads it, like any name it does not know, as GPT-2's.)
     Gpt2,
-    /// SmolLM / StarCoder: every digit alone, then GPT-2's regex.
+    /// SmolLM / StarCoder: every digit alone, then GPT-2's regex, as llama.cpp and SmolLM's
+    /// tokenizer.json have it. transformers' GGUF loader skips the digit split; the ids are
+    /// the same whenever no merge joins digits, as in SmolLM's vocabulary.
     SmolLm,
     /// Qwen2 regex (single digits). Qwen's own tokenizer.json also NFC-normalizes; llama.cpp
     /// and transformers' GGUF loader do not, and neither do we.
     Qwen2,
-    /// Llama 3 regex (digits in groups of up to three), merges ignored for whole-word tokens.
+    /// Llama 3 regex (digits in groups of up to three), and a pre-token that is a vocabulary
+    /// entry is taken whole (`ignore_merges`, as in Llama 3's tokenizer.json and llama.cpp;
+    /// transformers' GGUF loader leaves it off).
     Llama3,
 }
 
@@ -388,11 +393,15 @@ impl Tokenizer {
             .encode(text, add_special)
             .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         let mut ids = enc.get_ids().to_vec();
-        // `add_bos` is public: honour it even when set by hand on a tokenizer whose
-        // post-processor does not add BOS.
-        if add_special && self.add_bos && !adds_bos(&self.inner, self.bos_id) {
+        // `add_bos` is public: when set by hand it may disagree with the post-processor.
+        if add_special {
             if let Some(b) = self.bos_id {
-                ids.insert(0, b);
+                let post_adds = adds_bos(&self.inner, self.bos_id);
+                if self.add_bos && !post_adds {
+                    ids.insert(0, b);
+                } else if !self.add_bos && post_adds && ids.first() == Some(&b) {
+                    ids.remove(0);
+                }
             }
         }
         Ok(ids)

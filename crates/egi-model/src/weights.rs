@@ -16,7 +16,12 @@ pub type Weights = HashMap<String, Tensor>;
 
 /// candle errors can carry a backtrace after the message; keep messages to one line.
 pub(crate) fn first_line(e: impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or("").trim().to_string()
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Tensors of a Hugging Face directory: `model.safetensors`, or the shards listed in
@@ -31,9 +36,10 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
             .with_context(|| format!("{}: cannot read", index.display()))?;
         let v: Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", index.display()))?;
-        let map = v.get("weight_map").and_then(|m| m.as_object()).with_context(|| {
-            format!("{}: missing object field \"weight_map\"", index.display())
-        })?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .with_context(|| format!("{}: missing object field \"weight_map\"", index.display()))?;
         let names: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
         names.into_iter().map(|f| dir.join(f)).collect()
     } else {
@@ -48,7 +54,11 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
             bail!("{}: shard listed in the index is missing", f.display());
         }
         let ts = candle_core::safetensors::load(&f, device).map_err(|e| {
-            anyhow::anyhow!("{}: not a valid safetensors file ({})", f.display(), first_line(e))
+            anyhow::anyhow!(
+                "{}: not a valid safetensors file ({})",
+                f.display(),
+                first_line(e)
+            )
         })?;
         out.extend(ts);
     }
@@ -59,13 +69,18 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Weights> {
 /// the path in the message.
 pub fn read_gguf_content(path: &Path) -> Result<(File, gguf_file::Content)> {
     let mut f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let content = gguf_file::Content::read(&mut f)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid GGUF file ({})", path.display(), first_line(e)))?;
+    let content = gguf_file::Content::read(&mut f).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a valid GGUF file ({})",
+            path.display(),
+            first_line(e)
+        )
+    })?;
     // The header can be intact while the data is cut off: check the tensor table against the size.
     let len = f.metadata()?.len();
     for (name, info) in &content.tensor_infos {
-        let bytes = info.shape.elem_count() / info.ggml_dtype.block_size()
-            * info.ggml_dtype.type_size();
+        let bytes =
+            info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
         let end = content.tensor_data_offset + info.offset + bytes as u64;
         if end > len {
             bail!(
@@ -95,7 +110,9 @@ fn md_f64(c: &gguf_file::Content, key: &str, path: &Path) -> Result<Option<f64>>
             .to_f32()
             .map(|x| Some(x as f64))
             .or_else(|_| v.to_f64().map(Some))
-            .map_err(|e| anyhow::anyhow!("{}: GGUF key \"{key}\": {}", path.display(), first_line(e))),
+            .map_err(|e| {
+                anyhow::anyhow!("{}: GGUF key \"{key}\": {}", path.display(), first_line(e))
+            }),
     }
 }
 
@@ -106,7 +123,12 @@ pub fn gguf_config(c: &gguf_file::Content, path: &Path) -> Result<ModelConfig> {
         .get("general.architecture")
         .and_then(|v| v.to_string().ok())
         .cloned()
-        .with_context(|| format!("{}: GGUF key \"general.architecture\" is missing", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: GGUF key \"general.architecture\" is missing",
+                path.display()
+            )
+        })?;
     let arch = Arch::from_model_type(&arch_s).with_context(|| {
         format!(
             "{}: unsupported architecture \"{arch_s}\" (egi runs llama, qwen2, qwen3)",
@@ -126,11 +148,7 @@ pub fn gguf_config(c: &gguf_file::Content, path: &Path) -> Result<ModelConfig> {
             .map(|t| t.shape.dims()[0])
             .with_context(|| format!("{}: no token_embd.weight tensor", path.display()))?,
     };
-    let token_id = |key: &str| {
-        c.metadata
-            .get(key)
-            .and_then(|v| v.to_u32().ok())
-    };
+    let token_id = |key: &str| c.metadata.get(key).and_then(|v| v.to_u32().ok());
     let mut eos = vec![];
     if let Some(e) = token_id("tokenizer.ggml.eos_token_id") {
         eos.push(e);
@@ -150,7 +168,12 @@ pub fn gguf_config(c: &gguf_file::Content, path: &Path) -> Result<ModelConfig> {
         num_kv_heads: kv_heads,
         head_dim,
         rms_norm_eps: md_f64(c, &k("attention.layer_norm_rms_epsilon"), path)?.with_context(
-            || format!("{}: GGUF key \"{arch_s}.attention.layer_norm_rms_epsilon\" is missing", path.display()),
+            || {
+                format!(
+                    "{}: GGUF key \"{arch_s}.attention.layer_norm_rms_epsilon\" is missing",
+                    path.display()
+                )
+            },
         )?,
         rope_theta: md_f64(c, &k("rope.freq_base"), path)?.unwrap_or(10000.0),
         rope_scaling: None,
@@ -221,7 +244,9 @@ pub fn load_gguf_tensors(
             let t = c
                 .tensor(file, name, device)
                 .and_then(|q| q.dequantize(device))
-                .map_err(|e| anyhow::anyhow!("{}: tensor {name}: {}", path.display(), first_line(e)))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("{}: tensor {name}: {}", path.display(), first_line(e))
+                })?;
             cfg.rope_scaling = Some(llama3_from_freq_factors(&t, cfg, path)?);
             continue;
         }
@@ -232,12 +257,22 @@ pub fn load_gguf_tensors(
                 cfg.arch.model_type()
             );
         };
-        let q = c
-            .tensor(file, name, device)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read tensor {name} ({})", path.display(), first_line(e)))?;
+        let q = c.tensor(file, name, device).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read tensor {name} ({})",
+                path.display(),
+                first_line(e)
+            )
+        })?;
         let mut t = q
             .dequantize(device)
-            .map_err(|e| anyhow::anyhow!("{}: cannot dequantize {name} ({})", path.display(), first_line(e)))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot dequantize {name} ({})",
+                    path.display(),
+                    first_line(e)
+                )
+            })?
             .to_dtype(DType::F32)?;
         if cfg.arch == Arch::Llama {
             if name.contains("attn_q.") {
@@ -253,7 +288,11 @@ pub fn load_gguf_tensors(
 
 /// llama.cpp stores Llama-3.1 rope scaling as a per-frequency divisor tensor; recover the
 /// standard parameters and check that they reproduce it exactly.
-fn llama3_from_freq_factors(t: &Tensor, cfg: &ModelConfig, path: &Path) -> Result<Llama3RopeScaling> {
+fn llama3_from_freq_factors(
+    t: &Tensor,
+    cfg: &ModelConfig,
+    path: &Path,
+) -> Result<Llama3RopeScaling> {
     let factors: Vec<f32> = t.flatten_all()?.to_vec1()?;
     let max = factors.iter().cloned().fold(0f32, f32::max) as f64;
     for orig in [8192usize, 4096, 2048, 32768] {

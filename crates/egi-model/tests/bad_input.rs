@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 
 fn tiny(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/tiny")
+        .join(name)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -38,7 +40,10 @@ fn truncated_gguf() {
         std::fs::write(&p, &bytes[..n]).unwrap();
         let e = load_err(&p);
         assert!(e.contains(p.to_str().unwrap()), "{e}");
-        assert!(e.contains("truncated") || e.contains("not a valid GGUF"), "{e}");
+        assert!(
+            e.contains("truncated") || e.contains("not a valid GGUF"),
+            "{e}"
+        );
     }
 }
 
@@ -50,11 +55,17 @@ fn corrupt_gguf_and_foreign_file() {
     b.extend(std::iter::repeat_n(0xABu8, 5000));
     std::fs::write(&p, &b).unwrap();
     let e = load_err(&p);
-    assert!(e.contains("bad.gguf") && e.contains("not a valid GGUF"), "{e}");
+    assert!(
+        e.contains("bad.gguf") && e.contains("not a valid GGUF"),
+        "{e}"
+    );
     let p = tmp.path().join("notes.txt");
     std::fs::write(&p, "hello").unwrap();
     let e = load_err(&p);
-    assert!(e.contains("notes.txt") && e.contains("not a GGUF file"), "{e}");
+    assert!(
+        e.contains("notes.txt") && e.contains("not a GGUF file"),
+        "{e}"
+    );
     let e = load_err(&tmp.path().join("missing.gguf"));
     assert!(e.contains("no such file"), "{e}");
 }
@@ -68,7 +79,10 @@ fn truncated_and_corrupt_safetensors() {
     let bytes = std::fs::read(&st).unwrap();
     std::fs::write(&st, &bytes[..bytes.len() - 100]).unwrap();
     let e = load_err(&d);
-    assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("not a valid safetensors"),
+        "{e}"
+    );
     std::fs::write(&st, b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk").unwrap();
     let e = load_err(&d);
     assert!(e.contains("model.safetensors"), "{e}");
@@ -90,13 +104,21 @@ fn config_problems() {
     c["model_type"] = "gpt_neox".into();
     std::fs::write(&cfg_path, c.to_string()).unwrap();
     let e = load_err(&d);
-    assert!(e.contains("config.json") && e.contains("unsupported architecture") && e.contains("gpt_neox"), "{e}");
+    assert!(
+        e.contains("config.json")
+            && e.contains("unsupported architecture")
+            && e.contains("gpt_neox"),
+        "{e}"
+    );
 
     let mut c = orig.clone();
     c.as_object_mut().unwrap().remove("num_hidden_layers");
     std::fs::write(&cfg_path, c.to_string()).unwrap();
     let e = load_err(&d);
-    assert!(e.contains("config.json") && e.contains("num_hidden_layers"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("num_hidden_layers"),
+        "{e}"
+    );
 
     let mut c = orig.clone();
     c["hidden_size"] = 65.into();
@@ -106,7 +128,10 @@ fn config_problems() {
 
     std::fs::write(&cfg_path, "{ not json").unwrap();
     let e = load_err(&d);
-    assert!(e.contains("config.json") && e.contains("not valid JSON"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("not valid JSON"),
+        "{e}"
+    );
 
     std::fs::remove_file(&cfg_path).unwrap();
     let e = load_err(&d);
@@ -117,11 +142,17 @@ fn config_problems() {
 fn missing_tokenizer_is_reported_when_text_is_needed() {
     let m = egi_model::load(tiny("llama").to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
     let e = format!("{:#}", m.tokenizer().err().unwrap());
-    assert!(e.contains("tiny/llama") && e.contains("tokenizer.json"), "{e}");
+    assert!(
+        e.contains("tiny/llama") && e.contains("tokenizer.json"),
+        "{e}"
+    );
 }
 
 #[test]
 fn hub_id_without_network_fails_clearly() {
-    let e = format!("{:#}", egi_model::source::resolve("HuggingFaceTB/SmolLM2-135M-Instruct").unwrap_err());
+    let e = format!(
+        "{:#}",
+        egi_model::source::resolve("HuggingFaceTB/SmolLM2-135M-Instruct").unwrap_err()
+    );
     assert!(e.contains("HuggingFaceTB/SmolLM2-135M-Instruct"), "{e}");
 }

@@ -15,7 +15,9 @@ fn scalar(m: &Transformer, ids: &[u32]) -> Tensor {
     let x = Tensor::new(ids, &dev).unwrap().unsqueeze(0).unwrap();
     let logits = m.forward(&x).unwrap().squeeze(0).unwrap();
     let (t, v) = logits.dims2().unwrap();
-    let w: Vec<f64> = (0..t * v).map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5).collect();
+    let w: Vec<f64> = (0..t * v)
+        .map(|i| ((i * 7919) % 13) as f64 / 13.0 - 0.5)
+        .collect();
     let w = Tensor::from_vec(w, (t, v), &dev).unwrap();
     let a = (logits.clone() * w).unwrap().sum_all().unwrap();
     let lsm = candle_nn::ops::log_softmax(&logits.narrow(0, 0, t - 1).unwrap(), D::Minus1).unwrap();
@@ -30,7 +32,10 @@ fn with_param(m: &Transformer, name: &str, idx: usize, delta: f64) -> Transforme
     let shape = t.dims().to_vec();
     let mut v: Vec<f64> = t.flatten_all().unwrap().to_vec1().unwrap();
     v[idx] += delta;
-    w.insert(name.into(), Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
+    w.insert(
+        name.into(),
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
+    );
     Transformer::from_weights(m.cfg.clone(), w, DType::F64, &Device::Cpu, "fd").unwrap()
 }
 
@@ -49,12 +54,18 @@ fn check_gradients(arch: Arch) {
         let gmax = g.iter().fold(0f64, |a, b| a.max(b.abs()));
         assert!(gmax > 0.0, "{arch:?}: gradient of {} is all zero", p.name);
         // Three entries per tensor: the largest and two spread ones.
-        let imax = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
+        let imax = (0..g.len())
+            .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+            .unwrap();
         for idx in [imax, g.len() / 3, (2 * g.len()) / 3 + 1] {
             let idx = idx.min(g.len() - 1);
             let eps = 1e-5;
-            let up = scalar(&with_param(&m, &p.name, idx, eps), &IDS).to_scalar::<f64>().unwrap();
-            let dn = scalar(&with_param(&m, &p.name, idx, -eps), &IDS).to_scalar::<f64>().unwrap();
+            let up = scalar(&with_param(&m, &p.name, idx, eps), &IDS)
+                .to_scalar::<f64>()
+                .unwrap();
+            let dn = scalar(&with_param(&m, &p.name, idx, -eps), &IDS)
+                .to_scalar::<f64>()
+                .unwrap();
             let fd = (up - dn) / (2.0 * eps);
             let denom = fd.abs().max(g[idx].abs()).max(1e-3 * gmax);
             let rel = (fd - g[idx]).abs() / denom;
@@ -67,7 +78,10 @@ fn check_gradients(arch: Arch) {
             );
         }
     }
-    println!("{arch:?}: {} tensors, worst relative error {worst:.2e}", names.len());
+    println!(
+        "{arch:?}: {} tensors, worst relative error {worst:.2e}",
+        names.len()
+    );
 }
 
 #[test]
@@ -180,19 +194,26 @@ fn kv_cache_path_matches_teacher_forced_path() {
             ids.push(row);
         }
         let take = |from: usize, n: usize| {
-            let v: Vec<u32> = ids.iter().flat_map(|r| r[from..from + n].to_vec()).collect();
+            let v: Vec<u32> = ids
+                .iter()
+                .flat_map(|r| r[from..from + n].to_vec())
+                .collect();
             Tensor::from_vec(v, (2, n), &dev).unwrap()
         };
         let attn = AttnInput::left_padded(&pads, 0, prompt, DType::F32, &dev).unwrap();
-        let l = m.forward_cached(&take(0, prompt), &attn, &mut cache, false).unwrap();
-        for b in 0..2 {
-            got[b].extend(l.get(b).unwrap().to_vec2::<f32>().unwrap());
+        let l = m
+            .forward_cached(&take(0, prompt), &attn, &mut cache, false)
+            .unwrap();
+        for (b, g) in got.iter_mut().enumerate() {
+            g.extend(l.get(b).unwrap().to_vec2::<f32>().unwrap());
         }
         for pos in prompt..full {
             let attn = AttnInput::left_padded(&pads, cache.len(), 1, DType::F32, &dev).unwrap();
-            let l = m.forward_cached(&take(pos, 1), &attn, &mut cache, false).unwrap();
-            for b in 0..2 {
-                got[b].extend(l.get(b).unwrap().to_vec2::<f32>().unwrap());
+            let l = m
+                .forward_cached(&take(pos, 1), &attn, &mut cache, false)
+                .unwrap();
+            for (b, g) in got.iter_mut().enumerate() {
+                g.extend(l.get(b).unwrap().to_vec2::<f32>().unwrap());
             }
         }
         for (b, s) in seqs.iter().enumerate() {
@@ -205,8 +226,15 @@ fn kv_cache_path_matches_teacher_forced_path() {
                 .unwrap();
             for (i, w) in want.iter().enumerate() {
                 let g = &got[b][pads[b] + i];
-                let d = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(d < 1e-4, "{arch:?} row {b} pos {i}: cached path differs by {d}");
+                let d = g
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    d < 1e-4,
+                    "{arch:?} row {b} pos {i}: cached path differs by {d}"
+                );
             }
         }
     }
@@ -221,7 +249,13 @@ fn chunked_target_logprobs_equal_full() {
     let y = Tensor::new(&IDS[1..], &dev).unwrap().unsqueeze(0).unwrap();
     let attn = AttnInput::causal(1, 8, DType::F64, &dev).unwrap();
     let h = m.forward_hidden(&x, &attn).unwrap();
-    let a: Vec<f64> = m.target_logprobs(&h, &y, 3).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f64> = m
+        .target_logprobs(&h, &y, 3)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let full = candle_nn::ops::log_softmax(&m.logits(&h).unwrap(), D::Minus1).unwrap();
     let b: Vec<f64> = full
         .gather(&y.unsqueeze(2).unwrap(), 2)

@@ -23,7 +23,12 @@ fn check(name: &str) {
         .collect();
     let logits = m
         .model
-        .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap())
+        .forward(
+            &Tensor::new(ids.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap(),
+        )
         .unwrap()
         .squeeze(0)
         .unwrap()

@@ -6,12 +6,17 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 
 fn logits(m: &egi_model::Transformer, ids: &[u32]) -> Vec<Vec<f32>> {
-    m.forward(&Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap())
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec2()
-        .unwrap()
+    m.forward(
+        &Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap(),
+    )
+    .unwrap()
+    .squeeze(0)
+    .unwrap()
+    .to_vec2()
+    .unwrap()
 }
 
 #[test]
@@ -20,7 +25,13 @@ fn default_model_saved_and_reloaded_gives_identical_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("smollm2-hf");
     egi_model::save_hf_dir(&a.model, a.tokenizer.as_ref(), &a.generation, &out).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let b = egi_model::load(out.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
@@ -32,19 +43,27 @@ fn default_model_saved_and_reloaded_gives_identical_logits() {
     assert_eq!(ids, tb.encode(text, false).unwrap());
     assert_eq!(a.eos_ids(), b.eos_ids());
     assert_eq!(ta.chat_template, tb.chat_template);
-    assert_eq!(logits(&a.model, &ids), logits(&b.model, &ids), "logits differ after reload");
+    assert_eq!(
+        logits(&a.model, &ids),
+        logits(&b.model, &ids),
+        "logits differ after reload"
+    );
 }
 
 #[test]
 fn tiny_checkpoint_round_trips_and_save_replaces_atomically() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny/qwen2");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny/qwen2");
     let a = egi_model::load(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m");
     egi_model::save_hf_dir(&a.model, None, &a.generation, &out).unwrap();
     // Saving again over an existing directory replaces it whole.
     egi_model::save_hf_dir(&a.model, None, &a.generation, &out).unwrap();
-    let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "leftover temporary directories: {names:?}");
     let b = egi_model::load(out.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
     let ids = [3u32, 9, 27, 4, 100, 55];

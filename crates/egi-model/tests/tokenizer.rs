@@ -358,8 +358,8 @@ fn add_bos_survives_save_and_load_once() {
     off.add_bos = false;
     assert_eq!(
         off.encode("Hello there", true).unwrap(),
-        with,
-        "post-processor still adds it"
+        plain,
+        "add_bos off wins"
     );
     off.save_hf(dir.path(), 2048).unwrap();
     let back = Tokenizer::from_hf_dir(dir.path()).unwrap();
@@ -759,6 +759,96 @@ fn chat_template_matches_jinja2() {
     let expected: String = serde_json::from_str(TEMPLATE_EXPECTED_JSON).unwrap();
     let got = render_chat_template(TEMPLATE, &messages, true, &tokens).unwrap();
     assert_eq!(got, expected);
+}
+
+/// A Qwen3-style reasoning template (reversed slicing, namespaces, `is string`, string
+/// methods, reasoning split out of `<think>`), checked against Python jinja2's output.
+const QWEN3_STYLE: &str = r##"{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\n\n' }}
+    {%- endif %}
+    {{- "# Tools\n\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.content is string %}
+        {%- set content = message.content %}
+    {%- else %}
+        {%- set content = '' %}
+    {%- endif %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in content %}
+                {%- set reasoning_content = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
+                {%- set content = content.split('</think>')[-1].lstrip('\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\n' + content }}
+        {%- endif %}
+        {{- '<|im_end|>\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}
+"##;
+
+const QWEN3_EXPECTED_JSON: &str = r##"["<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n", "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n<think>\nSix.\n</think>\n\n6<|im_end|>\n"]"##;
+
+#[test]
+fn reasoning_template_matches_jinja2() {
+    let msgs = [
+        ChatMessage::system("You are Qwen."),
+        ChatMessage::user("What is 2+2?"),
+        ChatMessage::assistant("<think>\nAdd them.\n</think>\n\n4"),
+        ChatMessage::user("And 3+3?"),
+        ChatMessage::assistant("<think>\nSix.\n</think>\n\n6"),
+    ];
+    let tokens = TemplateTokens {
+        eos_token: Some("<|im_end|>"),
+        ..Default::default()
+    };
+    let expected: Vec<String> = serde_json::from_str(QWEN3_EXPECTED_JSON).unwrap();
+    assert_eq!(
+        render_chat_template(QWEN3_STYLE, &msgs[..4], true, &tokens).unwrap(),
+        expected[0]
+    );
+    assert_eq!(
+        render_chat_template(QWEN3_STYLE, &msgs, false, &tokens).unwrap(),
+        expected[1]
+    );
 }
 
 #[test]
