@@ -126,8 +126,11 @@ pub fn generate_with_progress(
     let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
     let input = Tensor::from_vec(ids, (rows.len(), max_prompt), dev)?;
     let attn = AttnInput::left_padded(&pads, 0, max_prompt, model.dtype(), dev)?;
+    let t0 = std::time::Instant::now();
     let mut logits = model.forward_cached(&input, &attn, &mut cache, true)?;
+    let (mut t_fwd, mut t_sample, mut steps) = (t0.elapsed().as_secs_f64(), 0f64, 0usize);
     loop {
+        let ts = std::time::Instant::now();
         let rows_logits: Vec<Vec<f32>> = logits
             .squeeze(1)?
             .to_dtype(DType::F32)?
@@ -166,6 +169,8 @@ pub fn generate_with_progress(
             }
         }
         on_token(rows.len());
+        t_sample += ts.elapsed().as_secs_f64();
+        steps += 1;
         if keep.is_empty() {
             break;
         }
@@ -182,8 +187,15 @@ pub fn generate_with_progress(
         let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
         let input = Tensor::from_vec(next, (rows.len(), 1), dev)?;
         let attn = AttnInput::left_padded(&pads, cache.len(), 1, model.dtype(), dev)?;
+        let tf = std::time::Instant::now();
         logits = model.forward_cached(&input, &attn, &mut cache, true)?;
+        t_fwd += tf.elapsed().as_secs_f64();
     }
+    tracing::debug!(
+        "generate: {steps} steps, {:.1} ms/step in the model, {:.1} ms/step sampling",
+        1e3 * t_fwd / steps as f64,
+        1e3 * t_sample / steps as f64
+    );
     Ok(done
         .into_iter()
         .map(|c| c.expect("every request finishes"))

@@ -44,9 +44,22 @@ pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         .enumerate()
         .for_each(|(c, block)| {
             let o0 = c * CHUNK;
-            for (j, yrow) in block.chunks_exact_mut(m).enumerate() {
+            let rows = block.len() / m;
+            let mut j = 0;
+            // Two weight rows per pass where possible: every loaded input vector then feeds
+            // two products (decoding with several sequences is compute-bound here).
+            while j + 2 <= rows {
+                let w2 = &wv[(o0 + j) * k..(o0 + j + 2) * k];
+                let (y0, y1) = block[j * m..(j + 2) * m].split_at_mut(m);
+                if !row_pair_dots(w2, xv, k, y0, y1) {
+                    row_dots(&w2[..k], xv, k, y0);
+                    row_dots(&w2[k..], xv, k, y1);
+                }
+                j += 2;
+            }
+            if j < rows {
                 let wrow = &wv[(o0 + j) * k..(o0 + j + 1) * k];
-                row_dots(wrow, xv, k, yrow);
+                row_dots(wrow, xv, k, &mut block[j * m..(j + 1) * m]);
             }
         });
     drop(xs);
@@ -58,6 +71,74 @@ pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         }
     }
     Ok(Some(Tensor::from_vec(y, (m, out), x.device())?))
+}
+
+/// Two weight rows against every input row, four input rows at a time; false when the CPU
+/// lacks AVX2/FMA or fewer than four input rows remain (caller falls back).
+#[inline]
+fn row_pair_dots(w2: &[f32], x: &[f32], k: usize, y0: &mut [f32], y1: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let m = y0.len();
+        if m >= 4
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            let mut r = 0;
+            while r + 4 <= m {
+                // SAFETY: the CPU supports the features the function is compiled for.
+                let d = unsafe { dot2x4_avx2(w2, &x[r * k..(r + 4) * k], k) };
+                y0[r..r + 4].copy_from_slice(&d[0]);
+                y1[r..r + 4].copy_from_slice(&d[1]);
+                r += 4;
+            }
+            for i in r..m {
+                let xr = &x[i * k..(i + 1) * k];
+                // SAFETY: as above.
+                unsafe {
+                    y0[i] = dot_avx2(&w2[..k], xr);
+                    y1[i] = dot_avx2(&w2[k..], xr);
+                }
+            }
+            return true;
+        }
+    }
+    let _ = (w2, x, k, y0, y1);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot2x4_avx2(w2: &[f32], x: &[f32], k: usize) -> [[f32; 4]; 2] {
+    use std::arch::x86_64::*;
+    let pw = w2.as_ptr();
+    let px = x.as_ptr();
+    let mut a0 = [_mm256_setzero_ps(); 4];
+    let mut a1 = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 8 <= k {
+        let w0 = _mm256_loadu_ps(pw.add(i));
+        let w1 = _mm256_loadu_ps(pw.add(k + i));
+        for r in 0..4 {
+            let xv = _mm256_loadu_ps(px.add(r * k + i));
+            a0[r] = _mm256_fmadd_ps(w0, xv, a0[r]);
+            a1[r] = _mm256_fmadd_ps(w1, xv, a1[r]);
+        }
+        i += 8;
+    }
+    let mut out = [[0f32; 4]; 2];
+    for r in 0..4 {
+        for (row, acc) in [(0usize, &a0), (1, &a1)] {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r]);
+            let mut t: f32 = lanes.iter().sum();
+            for j in i..k {
+                t += *pw.add(row * k + j) * *px.add(r * k + j);
+            }
+            out[row][r] = t;
+        }
+    }
+    out
 }
 
 /// `y[r] = dot(w, x[r])` for every input row r.
@@ -126,33 +207,23 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
+/// One accumulator, elements in order: the same summation as each lane of `dot4_avx2` and
+/// `dot2x4_avx2`, so a row's result does not depend on how many rows share the call (batched
+/// and single-sequence decoding agree bit for bit). Memory, not the FMA chain, bounds it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = _mm256_setzero_ps();
     let mut i = 0;
-    while i + 32 <= n {
-        for (j, s) in acc.iter_mut().enumerate() {
-            let x = _mm256_loadu_ps(pa.add(i + 8 * j));
-            let y = _mm256_loadu_ps(pb.add(i + 8 * j));
-            *s = _mm256_fmadd_ps(x, y, *s);
-        }
-        i += 32;
-    }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i)),
-            _mm256_loadu_ps(pb.add(i)),
-            acc[0],
-        );
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc);
         i += 8;
     }
-    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), s);
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
     let mut total: f32 = lanes.iter().sum();
     while i < n {
         total += *pa.add(i) * *pb.add(i);

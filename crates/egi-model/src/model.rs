@@ -90,8 +90,9 @@ impl KvCache {
             let (Some(k), Some(v)) = (c.k()?, c.v()?) else {
                 continue;
             };
-            let k = k.index_select(rows, 0)?.contiguous()?;
-            let v = v.index_select(rows, 0)?.contiguous()?;
+            // The cache holds a view into a preallocated buffer: copy before selecting.
+            let k = k.contiguous()?.index_select(rows, 0)?;
+            let v = v.contiguous()?.index_select(rows, 0)?;
             let mut fresh = candle_nn::kv_cache::KvCache::new(2, self.max_len);
             fresh.append(&k, &v)?;
             *kv = Some(fresh);
