@@ -27,25 +27,77 @@ fn cpu_f32<'a>(s: &'a Storage, l: &Layout) -> Option<&'a [f32]> {
 /// `x [m, in] @ w[out, in]^T` for m <= MAX_ROWS, both f32 contiguous on the CPU; `None` when
 /// the inputs do not qualify (the caller then uses candle's matmul).
 pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    let (m, k) = x.dims2()?;
-    let (out, k2) = w.dims2()?;
-    if m > MAX_ROWS || k != k2 || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
-        return Ok(None);
-    }
-    let (xs, xl) = x.storage_and_layout();
-    let (ws, wl) = w.storage_and_layout();
-    let (Some(xv), Some(wv)) = (cpu_f32(&xs, xl), cpu_f32(&ws, wl)) else {
+    let Some(mut ys) = small_matmul_t_multi(x, &[w])? else {
         return Ok(None);
     };
-    // Output transposed ([out, m]) so that each thread writes one contiguous block.
-    let mut yt = vec![0f32; out * m];
+    let (m, _) = x.dims2()?;
+    Ok(Some(Tensor::from_vec(
+        ys.remove(0),
+        (m, w.dim(0)?),
+        x.device(),
+    )?))
+}
+
+/// Several weight matrices applied to the same input in one parallel pass (q, k, v; or gate
+/// and up): one thread dispatch instead of one per matrix. Returns each product row-major
+/// ([m, out_i]) as a plain vector.
+pub fn small_matmul_t_multi(x: &Tensor, ws: &[&Tensor]) -> Result<Option<Vec<Vec<f32>>>> {
+    let (m, k) = x.dims2()?;
+    if m > MAX_ROWS || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    for w in ws {
+        if w.dims2()?.1 != k || w.dtype() != DType::F32 {
+            return Ok(None);
+        }
+    }
+    let (xs, xl) = x.storage_and_layout();
+    let Some(xv) = cpu_f32(&xs, xl) else {
+        return Ok(None);
+    };
+    let guards: Vec<_> = ws.iter().map(|w| w.storage_and_layout()).collect();
+    let mut wvs = Vec::with_capacity(ws.len());
+    for (st, l) in &guards {
+        match cpu_f32(st, l) {
+            Some(v) => wvs.push(v),
+            None => return Ok(None),
+        }
+    }
+    // Tasks of up to CHUNK weight rows, never straddling two matrices.
     const CHUNK: usize = 64;
-    yt.par_chunks_mut(CHUNK * m)
-        .enumerate()
-        .for_each(|(c, block)| {
-            let o0 = c * CHUNK;
-            let rows = block.len() / m;
+    let mut tasks = vec![];
+    for (i, w) in wvs.iter().enumerate() {
+        let out = w.len() / k;
+        for o0 in (0..out).step_by(CHUNK) {
+            tasks.push((i, o0, CHUNK.min(out - o0)));
+        }
+    }
+    // Each task's output transposed ([rows, m]): contiguous per task.
+    let blocks: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(i, o0, rows)| {
+            let wv = wvs[i];
+            let mut block = vec![0f32; rows * m];
             let mut j = 0;
+            // Few input rows: four weight rows per pass instead, so that four independent FMA
+            // chains hide the FMA latency (one chain per row keeps each row's summation order).
+            if m < 4 {
+                while j + 4 <= rows {
+                    let w4 = &wv[(o0 + j) * k..(o0 + j + 4) * k];
+                    for r in 0..m {
+                        let Some(d) = four_row_dots(w4, &xv[r * k..(r + 1) * k], k) else {
+                            break;
+                        };
+                        for (q, dq) in d.iter().enumerate() {
+                            block[(j + q) * m + r] = *dq;
+                        }
+                    }
+                    if !has_avx2() {
+                        break;
+                    }
+                    j += 4;
+                }
+            }
             // Two weight rows per pass where possible: every loaded input vector then feeds
             // two products (decoding with several sequences is compute-bound here).
             while j + 2 <= rows {
@@ -61,16 +113,169 @@ pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
                 let wrow = &wv[(o0 + j) * k..(o0 + j + 1) * k];
                 row_dots(wrow, xv, k, &mut block[j * m..(j + 1) * m]);
             }
-        });
-    drop(xs);
-    drop(ws);
-    let mut y = vec![0f32; m * out];
-    for o in 0..out {
-        for r in 0..m {
-            y[r * out + o] = yt[o * m + r];
+            block
+        })
+        .collect();
+    let mut ys: Vec<Vec<f32>> = wvs.iter().map(|w| vec![0f32; m * (w.len() / k)]).collect();
+    for (&(i, o0, rows), block) in tasks.iter().zip(&blocks) {
+        let out = wvs[i].len() / k;
+        for j in 0..rows {
+            for r in 0..m {
+                ys[i][r * out + o0 + j] = block[j * m + r];
+            }
         }
     }
-    Ok(Some(Tensor::from_vec(y, (m, out), x.device())?))
+    Ok(Some(ys))
+}
+
+/// Attention of one new token per sequence against its cached keys and values, for decoding.
+/// `q`: [B, n_heads, 1, hd] contiguous; `k`, `v`: [B, n_kv, S, hd] (views into the cache:
+/// any strides, contiguous head dim); `mask`: [B, 1, 1, S] additive. Returns [B, n_heads, 1, hd].
+/// One pass per (sequence, head) instead of candle's per-head gemm calls, softmax and copies,
+/// which cost more than the arithmetic at this size. `None` when the inputs do not qualify.
+pub fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f32,
+) -> Result<Option<Tensor>> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let (_, nkv, s, _) = k.dims4()?;
+    if t != 1 || q.dtype() != DType::F32 || k.dtype() != DType::F32 || v.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let mask = mask.to_dtype(DType::F32)?.contiguous()?;
+    let (qs, ql) = q.storage_and_layout();
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (ms, ml) = mask.storage_and_layout();
+    fn raw(st: &Storage) -> Option<&[f32]> {
+        match st {
+            Storage::Cpu(CpuStorage::F32(x)) => Some(x.as_slice()),
+            _ => None,
+        }
+    }
+    let (Some(qv), Some(kv), Some(vv), Some(mv)) = (raw(&qs), raw(&ks), raw(&vs), raw(&ms)) else {
+        return Ok(None);
+    };
+    if !ql.is_contiguous()
+        || kl.stride()[3] != 1
+        || vl.stride()[3] != 1
+        || mask.elem_count() != b * s
+    {
+        return Ok(None);
+    }
+    let (q0, k0, v0, m0) = (
+        ql.start_offset(),
+        kl.start_offset(),
+        vl.start_offset(),
+        ml.start_offset(),
+    );
+    let (kst, vst) = (kl.stride().to_vec(), vl.stride().to_vec());
+    let n_rep = nh / nkv;
+    let mut out = vec![0f32; b * nh * hd];
+    out.par_chunks_mut(hd).enumerate().for_each_init(
+        || vec![0f32; s],
+        |scores, (i, o)| {
+            let (bi, h) = (i / nh, i % nh);
+            let g = h / n_rep;
+            let qr = &qv[q0 + i * hd..q0 + (i + 1) * hd];
+            let kb = k0 + bi * kst[0] + g * kst[1];
+            let vb = v0 + bi * vst[0] + g * vst[1];
+            let mrow = &mv[m0 + bi * s..m0 + (bi + 1) * s];
+            let mut max = f32::NEG_INFINITY;
+            for (j, sc) in scores.iter_mut().enumerate() {
+                let kr = &kv[kb + j * kst[2]..kb + j * kst[2] + hd];
+                *sc = dot_any(qr, kr) * scale + mrow[j];
+                max = max.max(*sc);
+            }
+            let mut sum = 0f32;
+            for sc in scores.iter_mut() {
+                *sc = (*sc - max).exp();
+                sum += *sc;
+            }
+            let inv = 1.0 / sum;
+            for (j, &p) in scores.iter().enumerate() {
+                if p == 0.0 {
+                    continue; // masked (padding) key
+                }
+                let vr = &vv[vb + j * vst[2]..vb + j * vst[2] + hd];
+                let w = p * inv;
+                for (od, &x) in o.iter_mut().zip(vr) {
+                    *od += w * x;
+                }
+            }
+        },
+    );
+    drop((qs, ks, vs, ms));
+    Ok(Some(Tensor::from_vec(out, (b, nh, 1, hd), q.device())?))
+}
+
+#[inline]
+fn dot_any(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Four weight rows against one input row; `None` without AVX2/FMA.
+#[inline]
+fn four_row_dots(w4: &[f32], x: &[f32], k: usize) -> Option<[f32; 4]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return Some(unsafe { dot4w_avx2(w4, x, k) });
+        }
+    }
+    let _ = (w4, x, k);
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot4w_avx2(w4: &[f32], x: &[f32], k: usize) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let pw = w4.as_ptr();
+    let px = x.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 8 <= k {
+        let xv = _mm256_loadu_ps(px.add(i));
+        for (q, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_fmadd_ps(_mm256_loadu_ps(pw.add(q * k + i)), xv, *a);
+        }
+        i += 8;
+    }
+    let mut out = [0f32; 4];
+    for (q, a) in acc.iter().enumerate() {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+        let mut t: f32 = lanes.iter().sum();
+        for j in i..k {
+            t += *pw.add(q * k + j) * *px.add(j);
+        }
+        out[q] = t;
+    }
+    out
 }
 
 /// Two weight rows against every input row, four input rows at a time; false when the CPU

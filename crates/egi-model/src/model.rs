@@ -478,6 +478,92 @@ impl Transformer {
         }
     }
 
+    /// Decoding: q, k, v projections in one kernel pass (inference path, few rows only).
+    fn qkv_decode(
+        &self,
+        x: &Tensor,
+        l: &Layer,
+        fused: bool,
+    ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        if !fused || rows > crate::kernels::MAX_ROWS {
+            return Ok(None);
+        }
+        let x2 = x.reshape((rows, dims[dims.len() - 1]))?.contiguous()?;
+        let ws = [self.w(l.q), self.w(l.k), self.w(l.v)];
+        let Some(ys) = crate::kernels::small_matmul_t_multi(&x2, &ws)? else {
+            return Ok(None);
+        };
+        let mut out = vec![];
+        for ((y, w), bias) in ys.into_iter().zip(ws).zip([l.q_bias, l.k_bias, l.v_bias]) {
+            let mut shape = dims.clone();
+            *shape.last_mut().unwrap() = w.dim(0)?;
+            let t = Tensor::from_vec(y, shape, x.device())?;
+            out.push(match self.wo(bias) {
+                Some(b) => t.broadcast_add(b)?,
+                None => t,
+            });
+        }
+        let v = out.pop().unwrap();
+        let k = out.pop().unwrap();
+        Ok(Some((out.pop().unwrap(), k, v)))
+    }
+
+    /// Decoding: silu(x W_gate^T) * (x W_up^T) in one kernel pass (inference path only).
+    fn gate_up_decode(&self, x: &Tensor, l: &Layer, fused: bool) -> Result<Option<Tensor>> {
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        if !fused || rows > crate::kernels::MAX_ROWS {
+            return Ok(None);
+        }
+        let x2 = x.reshape((rows, dims[dims.len() - 1]))?.contiguous()?;
+        let Some(ys) = crate::kernels::small_matmul_t_multi(&x2, &[self.w(l.gate), self.w(l.up)])?
+        else {
+            return Ok(None);
+        };
+        // silu(g) = g * sigmoid(g), as candle computes it.
+        let gu: Vec<f32> = ys[0]
+            .iter()
+            .zip(&ys[1])
+            .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+            .collect();
+        let mut shape = dims.clone();
+        *shape.last_mut().unwrap() = self.cfg.intermediate_size;
+        Ok(Some(Tensor::from_vec(gu, shape, x.device())?))
+    }
+
+    /// Softmax attention [B, nh, T, hd] x [B, nkv, S, hd] -> [B, T, nh * hd].
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        fused: bool,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let (b, nh, t, hd) = q.dims4()?;
+        let (nkv, s) = (k.dim(1)?, k.dim(2)?);
+        let n_rep = nh / nkv;
+        // Grouped-query attention without copying k/v: the n_rep query heads that share a
+        // kv head are stacked along the query axis.
+        let qg = q.contiguous()?.reshape((b, nkv, n_rep * t, hd))?;
+        let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nkv, n_rep, t, s))?;
+        let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
+        let probs = if fused {
+            candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+        } else {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        };
+        Ok(probs
+            .reshape((b, nkv, n_rep * t, s))?
+            .matmul(&v.contiguous()?)?
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?)
+    }
+
     fn run(
         &self,
         ids: &Tensor,
@@ -488,7 +574,6 @@ impl Transformer {
         let cfg = &self.cfg;
         let (b, t) = ids.dims2()?;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let n_rep = cfg.n_rep();
         let max_pos = self.cos.dim(0)?;
         let pos = attn.positions.flatten_all()?;
         let pmax: u32 = pos.max(0)?.to_scalar()?;
@@ -505,12 +590,17 @@ impl Transformer {
             .reshape((b, t, cfg.hidden_size))?;
         for (li, l) in self.layers.iter().enumerate() {
             let x = self.norm(&h, l.input_norm, fused)?;
-            let q =
-                linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?.reshape((b, t, nh, hd))?;
-            let k =
-                linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?.reshape((b, t, nkv, hd))?;
-            let v =
-                linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?.reshape((b, t, nkv, hd))?;
+            let (q, k, v) = match self.qkv_decode(&x, l, fused)? {
+                Some(qkv) => qkv,
+                None => (
+                    linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?,
+                    linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?,
+                    linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?,
+                ),
+            };
+            let q = q.reshape((b, t, nh, hd))?;
+            let k = k.reshape((b, t, nkv, hd))?;
+            let v = v.reshape((b, t, nkv, hd))?;
             let (q, k) = match (l.q_norm, l.k_norm) {
                 (Some(qn), Some(kn)) => (self.norm(&q, qn, fused)?, self.norm(&k, kn, fused)?),
                 _ => (q, k),
@@ -525,33 +615,36 @@ impl Transformer {
                 }
                 None => (k, v),
             };
-            let s = k.dim(2)?;
-            // Grouped-query attention without copying k/v: the n_rep query heads that share a
-            // kv head are stacked along the query axis.
-            let qg = q.contiguous()?.reshape((b, nkv, n_rep * t, hd))?;
-            let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nkv, n_rep, t, s))?;
-            let scores = scores.broadcast_add(&attn.mask.unsqueeze(1)?)?;
-            let probs = if fused {
-                candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+            let fast = if fused && t == 1 {
+                crate::kernels::decode_attention(
+                    &q.contiguous()?,
+                    &k,
+                    &v,
+                    &attn.mask,
+                    scale as f32,
+                )?
             } else {
-                candle_nn::ops::softmax(&scores, D::Minus1)?
+                None
             };
-            let ctx = probs
-                .reshape((b, nkv, n_rep * t, s))?
-                .matmul(&v.contiguous()?)?
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
+            let ctx = match fast {
+                Some(c) => c.reshape((b, t, nh * hd))?,
+                None => self.attention(&q, &k, &v, &attn.mask, fused, scale)?,
+            };
             h = (h + linear_any(&ctx, self.w(l.o), None, fused)?)?;
             let x = self.norm(&h, l.post_norm, fused)?;
-            let g = candle_nn::Activation::Silu.forward(&linear_any(
-                &x,
-                self.w(l.gate),
-                None,
-                fused,
-            )?)?;
-            let u = linear_any(&x, self.w(l.up), None, fused)?;
-            h = (h + linear_any(&(g * u)?, self.w(l.down), None, fused)?)?;
+            let gu = match self.gate_up_decode(&x, l, fused)? {
+                Some(gu) => gu,
+                None => {
+                    let g = candle_nn::Activation::Silu.forward(&linear_any(
+                        &x,
+                        self.w(l.gate),
+                        None,
+                        fused,
+                    )?)?;
+                    (g * linear_any(&x, self.w(l.up), None, fused)?)?
+                }
+            };
+            h = (h + linear_any(&gu, self.w(l.down), None, fused)?)?;
         }
         if let Some(c) = cache {
             c.len += t;
