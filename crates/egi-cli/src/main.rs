@@ -2,6 +2,7 @@
 //! parses arguments, sets up logging and threads, and dispatches.
 
 mod bench;
+mod cmd_fingerprint;
 mod cmd_generate;
 mod cmd_score;
 mod common;
@@ -35,6 +36,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Entropy / gradient-influence fingerprint of responses (METHOD.md sections 1-2), or
+    /// `egi fingerprint compare DIR...`.
+    Fingerprint(cmd_fingerprint::Args),
     /// Sample completions of a prompt (batched, KV-cached).
     Generate(cmd_generate::Args),
     /// Per-token log-probabilities and entropies of given responses (teacher forcing).
@@ -68,6 +72,7 @@ fn main() {
         .unwrap_or_else(candle_core::utils::get_num_threads);
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     let r = match cli.cmd {
+        Cmd::Fingerprint(a) => cmd_fingerprint::run(a),
         Cmd::Generate(a) => cmd_generate::run(a),
         Cmd::Score(a) => cmd_score::run(a),
         Cmd::Save(a) => common::save(a),

@@ -21,5 +21,5 @@ pub mod weights;
 
 pub use config::{Arch, ModelConfig};
 pub use load::{load, save_hf_dir, GenerationDefaults, LoadedModel};
-pub use model::{AttnInput, KvCache, Transformer};
+pub use model::{AttnInput, KvCache, LayerView, Transformer};
 pub use tokenizer::Tokenizer;

@@ -44,6 +44,24 @@ struct Layer {
     down: usize,
 }
 
+/// One layer's weights (HF layout: [out, in]).
+pub struct LayerView<'a> {
+    pub input_norm: &'a Tensor,
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub o: &'a Tensor,
+    pub q_bias: Option<&'a Tensor>,
+    pub k_bias: Option<&'a Tensor>,
+    pub v_bias: Option<&'a Tensor>,
+    pub q_norm: Option<&'a Tensor>,
+    pub k_norm: Option<&'a Tensor>,
+    pub post_norm: &'a Tensor,
+    pub gate: &'a Tensor,
+    pub up: &'a Tensor,
+    pub down: &'a Tensor,
+}
+
 pub struct Transformer {
     pub cfg: ModelConfig,
     params: Vec<Param>,
@@ -383,6 +401,38 @@ impl Transformer {
             .iter()
             .map(|p| (p.name.clone(), p.value.detach()))
             .collect()
+    }
+
+    /// Read-only view of one layer's weights, for code that differentiates the model by hand
+    /// (the fingerprint probe).
+    pub fn layer_view(&self, l: usize) -> LayerView<'_> {
+        let x = &self.layers[l];
+        LayerView {
+            input_norm: self.w(x.input_norm),
+            q: self.w(x.q),
+            k: self.w(x.k),
+            v: self.w(x.v),
+            o: self.w(x.o),
+            q_bias: self.wo(x.q_bias),
+            k_bias: self.wo(x.k_bias),
+            v_bias: self.wo(x.v_bias),
+            q_norm: self.wo(x.q_norm),
+            k_norm: self.wo(x.k_norm),
+            post_norm: self.w(x.post_norm),
+            gate: self.w(x.gate),
+            up: self.w(x.up),
+            down: self.w(x.down),
+        }
+    }
+    pub fn embed_weight(&self) -> &Tensor {
+        self.w(self.embed)
+    }
+    pub fn final_norm_weight(&self) -> &Tensor {
+        self.w(self.final_norm)
+    }
+    /// RoPE tables [max_pos, head_dim/2] (cos, sin) in the model dtype.
+    pub fn rope_tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
     }
 
     fn w(&self, i: usize) -> &Tensor {

@@ -1,0 +1,720 @@
+//! `egi fingerprint`: the entropy / gradient-influence fingerprint of a model on a set of
+//! responses (given, generated from a benchmark file, or the built-in demo), with resumable
+//! progress, summary statistics, plots, and `egi fingerprint compare`.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use egi_generate::{generate_with_progress, Request, SamplingParams};
+use egi_model::chat::ChatMessage;
+use egi_model::text::encode_pair;
+use egi_probe::fingerprint::{Correlation, Granularity, StepMode};
+use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, Target};
+use egi_report::stats::{self, Stat};
+use serde_json::{json, Value};
+
+use crate::common::{progress, write_atomic};
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub sub: Option<Sub>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Sub {
+    /// Compare fingerprint runs (models or checkpoints): one table and one plot of rho with
+    /// CIs, and paired permutation tests when the runs scored the same texts.
+    Compare(CompareArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Logit,
+    Logprob,
+    Nll,
+}
+#[derive(Clone, Copy, ValueEnum)]
+enum NormArg {
+    Nuclear,
+    Frobenius,
+}
+#[derive(Clone, Copy, ValueEnum)]
+enum GranArg {
+    Token,
+    Step,
+}
+#[derive(Clone, Copy, ValueEnum)]
+enum StepModeArg {
+    /// Step influence = mean of its token influences (one gradient per token).
+    Mean,
+    /// One gradient of the step's summed logits (one backward per step; much cheaper).
+    SumLogits,
+}
+#[derive(Clone, Copy, ValueEnum)]
+enum CorrArg {
+    Spearman,
+    Pearson,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Model: GGUF file, HF directory, `default`, or hub id.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// JSONL of {"id", "prompt", "response"}: the texts to fingerprint.
+    #[arg(long, required_unless_present_any = ["generate", "demo"])]
+    input: Option<PathBuf>,
+    /// Output directory: responses.jsonl, summary.json, plots (SVG and PNG).
+    #[arg(long)]
+    out: PathBuf,
+    /// Use prompts as they are instead of the chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Let the model write the responses first, to the prompts of --data.
+    #[arg(long, requires = "data")]
+    generate: bool,
+    /// Benchmark file for --generate: JSONL or JSON with "question", "problem" or "prompt".
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Number of prompts taken from --data (the first N).
+    #[arg(long, default_value_t = 16)]
+    n_prompts: usize,
+    /// Built-in set of short reasoning prompts, answered by the model (the README demo).
+    #[arg(long, conflicts_with_all = ["input", "generate"])]
+    demo: bool,
+    /// Generation: tokens per response.
+    #[arg(long, default_value_t = 160)]
+    max_new_tokens: usize,
+    /// Generation: temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Scalar whose gradient is measured.
+    #[arg(long, value_enum, default_value = "logit")]
+    target: TargetArg,
+    /// Matrix norm of each gradient.
+    #[arg(long, value_enum, default_value = "nuclear")]
+    norm: NormArg,
+    /// Projections measured, comma-separated subset of q,k,v,o.
+    #[arg(long, default_value = "q,k,v,o")]
+    projections: String,
+    /// Layers measured: `all`, or a list/ranges such as 0-3,10.
+    #[arg(long, default_value = "all")]
+    layers: String,
+    /// Level of the headline correlation and verdict.
+    #[arg(long, value_enum, default_value = "step")]
+    granularity: GranArg,
+    /// Step delimiter (the delimiter ends its step). Escapes \n and \t are understood.
+    #[arg(long, default_value = "\\n")]
+    step_delim: String,
+    /// How a step's influence is obtained.
+    #[arg(long, value_enum, default_value = "mean")]
+    step_mode: StepModeArg,
+    #[arg(long, value_enum, default_value = "spearman")]
+    correlation: CorrArg,
+    /// Also write the per-matrix norms of every token ("nuclear": 4 x layers values).
+    #[arg(long)]
+    per_matrix: bool,
+    /// Targets per batched backward pass (memory grows with it).
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Responses longer than this many tokens (prompt + response) are skipped and counted.
+    #[arg(long, default_value_t = 2048)]
+    max_tokens: usize,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    /// Discard an interrupted run in --out instead of resuming it.
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// Fingerprint output directories.
+    #[arg(required = true, num_args = 2..)]
+    dirs: Vec<PathBuf>,
+    /// Where to write compare.json and the plot.
+    #[arg(long, default_value = "fingerprint-compare")]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    match a.sub {
+        Some(Sub::Compare(c)) => compare(c),
+        None => run_probe(a.run),
+    }
+}
+
+/// Short reasoning prompts for the demo (written for egi; not from any benchmark).
+const DEMO_PROMPTS: [&str; 8] = [
+    "A baker makes 24 muffins and sells 15 of them. How many muffins are left? Explain step by step.",
+    "Sam has 5 boxes with 6 pencils in each box. He gives away 7 pencils. How many pencils does he have now? Think step by step.",
+    "A train travels 80 km in 2 hours. At the same speed, how far does it travel in 5 hours? Show your steps.",
+    "Lena reads 12 pages a day. How many days does she need to read a 96-page book? Explain your reasoning.",
+    "A shirt costs 20 dollars and is on sale for 25 percent off. What is the sale price? Work it out step by step.",
+    "There are 3 red, 4 blue and 5 green marbles in a bag. What fraction of the marbles are blue? Explain.",
+    "Tom is twice as old as Mia. Mia is 7. How old will Tom be in 3 years? Think step by step.",
+    "A rectangle is 9 cm long and 4 cm wide. What is its perimeter and its area? Show each step.",
+];
+
+struct Item {
+    id: String,
+    prompt: String,
+    response: String,
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
+    if s == "all" {
+        return Ok(None);
+    }
+    let mut out = vec![];
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1);
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b): (usize, usize) = (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+            out.extend(a..=b);
+        } else {
+            out.push(part.parse().with_context(bad)?);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn parse_projections(s: &str) -> Result<Vec<Proj>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p {
+            "q" => Ok(Proj::Q),
+            "k" => Ok(Proj::K),
+            "v" => Ok(Proj::V),
+            "o" => Ok(Proj::O),
+            _ => bail!("--projections: \"{p}\" is not one of q, k, v, o"),
+        })
+        .collect()
+}
+
+/// Prompts of a benchmark file: JSONL lines or a JSON array, field question/problem/prompt.
+fn read_bench_prompts(path: &Path, n: usize) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let rows: Vec<Value> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1)))
+            .collect::<Result<_>>()?
+    };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let mut out = vec![];
+    for (i, r) in rows.iter().take(n).enumerate() {
+        let p = ["question", "problem", "prompt"]
+            .iter()
+            .find_map(|k| r.get(*k).and_then(|v| v.as_str()))
+            .with_context(|| format!("{}: record {} has no \"question\", \"problem\" or \"prompt\" field", path.display(), i + 1))?;
+        out.push((format!("{stem}-{i}"), p.to_string()));
+    }
+    if out.is_empty() {
+        bail!("{}: no records", path.display());
+    }
+    Ok(out)
+}
+
+fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
+    Ok(ProbeOptions {
+        target: match a.target {
+            TargetArg::Logit => Target::Logit,
+            TargetArg::Logprob => Target::Logprob,
+            TargetArg::Nll => Target::Nll,
+        },
+        norm: match a.norm {
+            NormArg::Nuclear => Norm::Nuclear,
+            NormArg::Frobenius => Norm::Frobenius,
+        },
+        projections: parse_projections(&a.projections)?,
+        layers: parse_layers(&a.layers, n_layers)?,
+        granularity: match a.granularity {
+            GranArg::Token => Granularity::Token,
+            GranArg::Step => Granularity::Step,
+        },
+        step_delim: unescape(&a.step_delim),
+        step_mode: match a.step_mode {
+            StepModeArg::Mean => StepMode::Mean,
+            StepModeArg::SumLogits => StepMode::SumLogits,
+        },
+        correlation: match a.correlation {
+            CorrArg::Spearman => Correlation::Spearman,
+            CorrArg::Pearson => Correlation::Pearson,
+        },
+        batch: a.batch.max(1),
+    })
+}
+
+fn run_probe(a: RunArgs) -> Result<()> {
+    let t_start = Instant::now();
+    let m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?;
+    let opts = opts_from(&a, m.model.cfg.num_layers)?;
+    let matrices = opts.matrices(m.model.cfg.num_layers)?;
+
+    // The texts.
+    let items: Vec<Item> = if let Some(input) = &a.input {
+        crate::cmd_score::read_lines(input)?
+            .into_iter()
+            .map(|l| Item {
+                id: match &l.id {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                },
+                prompt: l.prompt,
+                response: l.response,
+            })
+            .collect()
+    } else {
+        let prompts: Vec<(String, String)> = if a.demo {
+            DEMO_PROMPTS.iter().enumerate().map(|(i, p)| (format!("demo-{i}"), p.to_string())).collect()
+        } else {
+            read_bench_prompts(a.data.as_ref().unwrap(), a.n_prompts)?
+        };
+        generate_responses(&m, &a, prompts)?
+    };
+    let mut seen = HashSet::new();
+    for it in &items {
+        if !seen.insert(it.id.clone()) {
+            bail!("duplicate id \"{}\" in the input; ids must be unique to resume a run", it.id);
+        }
+    }
+
+    // Resume: completed responses are appended to a checkpoint file as they finish.
+    std::fs::create_dir_all(&a.out).with_context(|| format!("{}: cannot create", a.out.display()))?;
+    let ckpt = a.out.join("responses.partial.jsonl");
+    let ckpt_opts = a.out.join("options.partial.json");
+    let run_key = json!({"model": a.model, "options": opts});
+    if a.fresh {
+        let _ = std::fs::remove_file(&ckpt);
+    }
+    let mut done: Vec<Value> = vec![];
+    if ckpt.exists() {
+        let prev: Value = std::fs::read_to_string(&ckpt_opts)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        if prev != run_key {
+            bail!(
+                "{}: an interrupted run with other options is here; rerun with --fresh to discard it, or use another --out",
+                a.out.display()
+            );
+        }
+        for (i, l) in std::fs::read_to_string(&ckpt)?.lines().enumerate() {
+            match serde_json::from_str::<Value>(l) {
+                Ok(v) => done.push(v),
+                Err(_) => tracing::warn!("{}:{}: incomplete line dropped (interrupted write)", ckpt.display(), i + 1),
+            }
+        }
+        eprintln!("resuming: {} responses already done", done.len());
+    }
+    write_atomic(&ckpt_opts, serde_json::to_string_pretty(&run_key)?.as_bytes())?;
+    let done_ids: HashSet<String> = done.iter().filter_map(|v| v["id"].as_str().map(String::from)).collect();
+    // Rewrite the checkpoint without any torn line, then append.
+    write_atomic(&ckpt, done.iter().map(|v| format!("{v}\n")).collect::<String>().as_bytes())?;
+    let mut ck = std::fs::OpenOptions::new().append(true).open(&ckpt)?;
+
+    let todo: Vec<&Item> = items.iter().filter(|it| !done_ids.contains(&it.id)).collect();
+    let pb = progress(todo.len() as u64, "responses");
+    for it in todo {
+        let rec = probe_one(&m, tok, it, &a, &opts)?;
+        writeln!(ck, "{rec}")?;
+        ck.flush()?;
+        done.push(rec);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+
+    // Keep input order in the final file.
+    let order: std::collections::HashMap<&str, usize> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();
+    done.retain(|v| v["id"].as_str().is_some_and(|id| order.contains_key(id)));
+    done.sort_by_key(|v| order[v["id"].as_str().unwrap()]);
+    let summary = summarize(&done, &a, &opts, &matrices, m.model.cfg.num_layers, t_start.elapsed().as_secs_f64())?;
+    write_atomic(
+        &a.out.join("responses.jsonl"),
+        done.iter().filter(|v| v.get("skipped").is_none()).map(|v| format!("{v}\n")).collect::<String>().as_bytes(),
+    )?;
+    write_atomic(&a.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    plots(&a.out, &done, &summary, &opts)?;
+    let _ = std::fs::remove_file(&ckpt);
+    let _ = std::fs::remove_file(&ckpt_opts);
+    print_table(&done, &summary, &a.out);
+    Ok(())
+}
+
+fn generate_responses(m: &egi_model::LoadedModel, a: &RunArgs, prompts: Vec<(String, String)>) -> Result<Vec<Item>> {
+    let tok = m.tokenizer()?;
+    let reqs: Vec<Request> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| {
+            let text = if a.raw {
+                p.clone()
+            } else {
+                tok.apply_chat_template(&[ChatMessage::user(p)], true)?
+            };
+            Ok(Request {
+                prompt_ids: tok.encode(&text, a.raw)?,
+                params: SamplingParams {
+                    temperature: a.temperature,
+                    top_p: a.top_p,
+                    top_k: a.top_k,
+                    max_new_tokens: a.max_new_tokens,
+                    stop: vec![],
+                    seed: a.seed + i as u64,
+                },
+            })
+        })
+        .collect::<Result<_>>()?;
+    let pb = progress((reqs.len() * a.max_new_tokens) as u64, "generating");
+    let mut out = vec![];
+    // Batches of 8 prompts keep the left padding small.
+    for (chunk_r, chunk_p) in reqs.chunks(8).zip(prompts.chunks(8)) {
+        let c = generate_with_progress(&m.model, tok, &m.eos_ids(), chunk_r, &mut |n| pb.inc(n as u64))?;
+        for (comp, (id, p)) in c.into_iter().zip(chunk_p) {
+            out.push(Item { id: id.clone(), prompt: p.clone(), response: comp.text.trim_end().to_string() });
+        }
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// One response's JSON record, or a `skipped` record with the reason.
+fn probe_one(m: &egi_model::LoadedModel, tok: &egi_model::Tokenizer, it: &Item, a: &RunArgs, opts: &ProbeOptions) -> Result<Value> {
+    let skip = |why: String| json!({"id": it.id, "skipped": why});
+    if it.response.trim().is_empty() {
+        return Ok(skip("empty response".into()));
+    }
+    let enc = match encode_pair(tok, &it.prompt, &it.response, a.raw) {
+        Ok(e) => e,
+        Err(e) => return Ok(skip(format!("{e:#}"))),
+    };
+    let ctx = m.model.cfg.max_position_embeddings.min(a.max_tokens);
+    if enc.ids.len() > ctx {
+        return Ok(skip(format!("{} tokens, longer than the limit of {ctx}", enc.ids.len())));
+    }
+    let fp = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, &it.response, opts)
+        .with_context(|| format!("response {}", it.id))?;
+    let tokens: Vec<Value> = fp
+        .tokens
+        .iter()
+        .map(|t| {
+            let mut v = json!({
+                "pos": t.pos, "id": t.id, "text": tok.decode(&[t.id], false).unwrap_or_default(),
+                "char_start": t.char_start, "step": t.step,
+                "entropy": t.entropy, "logit": t.logit, "logprob": t.logprob, "influence": t.influence,
+            });
+            if a.per_matrix {
+                v["nuclear"] = json!(t.norms);
+            }
+            v
+        })
+        .collect();
+    let steps: Vec<Value> = fp
+        .steps
+        .iter()
+        .map(|s| json!({"chars": s.chars, "n_tokens": s.n_tokens, "entropy": s.entropy, "influence": s.influence}))
+        .collect();
+    // Per-matrix means for the heatmap, kept even without --per-matrix.
+    let n_m = fp.matrices.len();
+    let mut mat_sum = vec![0f64; n_m];
+    let mut cnt = 0usize;
+    for t in &fp.tokens {
+        if let Some(n) = &t.norms {
+            for (s, x) in mat_sum.iter_mut().zip(n) {
+                *s += x;
+            }
+            cnt += 1;
+        }
+    }
+    if cnt == 0 {
+        for s in &fp.steps {
+            if let Some(n) = &s.norms {
+                for (acc, x) in mat_sum.iter_mut().zip(n) {
+                    *acc += x;
+                }
+                cnt += 1;
+            }
+        }
+    }
+    Ok(json!({
+        "id": it.id,
+        "prompt": it.prompt,
+        "response": it.response,
+        "n_prompt": enc.n_prompt,
+        "n_tokens": fp.tokens.len(),
+        "rho_token": fp.rho_token,
+        "rho_step": fp.rho_step,
+        "tokens": tokens,
+        "steps": steps,
+        "matrix_mean": mat_sum.iter().map(|s| s / cnt.max(1) as f64).collect::<Vec<_>>(),
+        "seconds": fp.seconds,
+        "backward_flops": fp.backward_flops,
+    }))
+}
+
+fn ci_json(values: &[f64], n_boot: usize) -> Value {
+    let ci = |s| stats::bootstrap_ci(values, s, n_boot, 0.95, 0);
+    json!({
+        "n": values.len(),
+        "mean": stats::mean(values),
+        "mean_ci95": ci(Stat::Mean).map(|(a, b)| [a, b]),
+        "median": stats::median(values),
+        "median_ci95": ci(Stat::Median).map(|(a, b)| [a, b]),
+        "frac_negative": if values.is_empty() { Value::Null } else { json!(values.iter().filter(|&&x| x < 0.0).count() as f64 / values.len() as f64) },
+    })
+}
+
+fn summarize(done: &[Value], a: &RunArgs, opts: &ProbeOptions, matrices: &[(usize, Proj)], n_layers: usize, wall: f64) -> Result<Value> {
+    let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
+    let skipped: Vec<Value> = done.iter().filter(|v| v.get("skipped").is_some()).cloned().collect();
+    let rho = |key: &str| -> Vec<f64> { ok.iter().filter_map(|v| v[key].as_f64()).collect() };
+    let (rt, rs) = (rho("rho_token"), rho("rho_step"));
+    let mut ent = vec![];
+    let mut inf = vec![];
+    for v in &ok {
+        for t in v["tokens"].as_array().into_iter().flatten() {
+            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
+                ent.push(e);
+                inf.push(i);
+            }
+        }
+    }
+    let pooled = egi_probe::fingerprint::correlate(opts.correlation, &ent, &inf);
+    // Mean norm per (layer, projection), weighted by tokens.
+    let mut grid = vec![vec![None::<(f64, f64)>; 4]; n_layers];
+    for v in &ok {
+        let w = v["n_tokens"].as_f64().unwrap_or(0.0);
+        for (i, x) in v["matrix_mean"].as_array().into_iter().flatten().enumerate() {
+            let (l, p) = matrices[i];
+            let e = grid[l][p.index()].get_or_insert((0.0, 0.0));
+            e.0 += w * x.as_f64().unwrap_or(0.0);
+            e.1 += w;
+        }
+    }
+    let grid: Vec<Vec<Option<f64>>> = grid.iter().map(|r| r.iter().map(|c| c.map(|(s, w)| s / w.max(1e-300))).collect()).collect();
+    let n_tok: usize = ok.iter().map(|v| v["n_tokens"].as_u64().unwrap_or(0) as usize).sum();
+    let probe_secs: f64 = ok.iter().map(|v| v["seconds"].as_f64().unwrap_or(0.0)).sum();
+    let primary = match opts.granularity {
+        Granularity::Token => &rt,
+        Granularity::Step => &rs,
+    };
+    let ci = stats::bootstrap_ci(primary, Stat::Mean, a.bootstrap, 0.95, 0);
+    let verdict = match ci {
+        Some((_, hi)) if hi < 0.0 => "inversion (rho < 0: the 95% CI of the mean lies below 0)",
+        Some((lo, _)) if lo > 0.0 => "no inversion (rho > 0: the 95% CI of the mean lies above 0)",
+        Some(_) => "inconclusive (the 95% CI of the mean contains 0)",
+        None => "undefined (fewer than 2 responses with a defined rho)",
+    };
+    Ok(json!({
+        "model": a.model,
+        "options": opts,
+        "responses": ok.len(),
+        "skipped": skipped.len(),
+        "skipped_reasons": skipped,
+        "tokens": n_tok,
+        "rho_token": ci_json(&rt, a.bootstrap),
+        "rho_step": ci_json(&rs, a.bootstrap),
+        "rho_token_undefined": ok.len() - rt.len(),
+        "rho_step_undefined": ok.len() - rs.len(),
+        "pooled_rho_token": pooled,
+        "granularity": match opts.granularity { Granularity::Token => "token", Granularity::Step => "step" },
+        "verdict": verdict,
+        "matrix_mean": {"rows": "layer", "cols": ["q", "k", "v", "o"], "values": grid},
+        "wall_seconds": wall,
+        "probe_seconds": probe_secs,
+        "tokens_per_second": if probe_secs > 0.0 { json!(n_tok as f64 / probe_secs) } else { Value::Null },
+        "seconds_per_token": if n_tok > 0 { json!(probe_secs / n_tok as f64) } else { Value::Null },
+    }))
+}
+
+fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Result<()> {
+    let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
+    let mut ent = vec![];
+    let mut inf = vec![];
+    for v in &ok {
+        for t in v["tokens"].as_array().into_iter().flatten() {
+            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
+                ent.push(e);
+                inf.push(i);
+            }
+        }
+    }
+    let model = summary["model"].as_str().unwrap_or("");
+    if !ent.is_empty() {
+        egi_report::plot::scatter_entropy_influence(&out.join("scatter"), &ent, &inf, summary["pooled_rho_token"].as_f64(), &format!("{model}: entropy vs gradient influence (all tokens)"))?;
+    } else {
+        // Step-sum mode has no token influences: plot steps.
+        let mut se = vec![];
+        let mut si = vec![];
+        for v in &ok {
+            for s in v["steps"].as_array().into_iter().flatten() {
+                se.push(s["entropy"].as_f64().unwrap_or(f64::NAN));
+                si.push(s["influence"].as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        let rho = egi_probe::fingerprint::correlate(opts.correlation, &se, &si);
+        egi_report::plot::scatter_entropy_influence(&out.join("scatter"), &se, &si, rho, &format!("{model}: entropy vs gradient influence (steps)"))?;
+    }
+    let key = if opts.granularity == Granularity::Token { "rho_token" } else { "rho_step" };
+    let rhos: Vec<f64> = ok.iter().filter_map(|v| v[key].as_f64()).collect();
+    egi_report::plot::histogram(&out.join("rho_hist"), &rhos, &format!("per-response {key}"), &format!("{model}: per-response {key}"), summary[key]["mean"].as_f64())?;
+    let grid: Vec<Vec<f64>> = summary["matrix_mean"]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        .collect();
+    egi_report::plot::heatmap(&out.join("heatmap"), &grid, "layer", &["q", "k", "v", "o"], &format!("{model}: mean gradient norm per matrix"))?;
+    // One response along its tokens: the longest.
+    if let Some(v) = ok.iter().max_by_key(|v| v["n_tokens"].as_u64().unwrap_or(0)) {
+        let toks = v["tokens"].as_array().cloned().unwrap_or_default();
+        let e: Vec<f64> = toks.iter().map(|t| t["entropy"].as_f64().unwrap_or(f64::NAN)).collect();
+        let i: Vec<f64> = toks.iter().map(|t| t["influence"].as_f64().unwrap_or(f64::NAN)).collect();
+        let mut starts = vec![];
+        let mut last = None;
+        for (k, t) in toks.iter().enumerate() {
+            let s = t["step"].as_u64();
+            if s != last {
+                starts.push(k);
+                last = s;
+            }
+        }
+        egi_report::plot::along_response(&out.join("response"), &e, &i, &starts, &format!("response {}: entropy and influence per token", v["id"].as_str().unwrap_or("")))?;
+    }
+    Ok(())
+}
+
+fn fmt(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:+.3}")).unwrap_or_else(|| "  n/a".into())
+}
+
+fn print_table(done: &[Value], s: &Value, out: &Path) {
+    println!("{:<14} {:>7} {:>6} {:>10} {:>10}", "id", "tokens", "steps", "rho_token", "rho_step");
+    for v in done {
+        if let Some(why) = v["skipped"].as_str() {
+            println!("{:<14} skipped: {why}", v["id"].as_str().unwrap_or(""));
+            continue;
+        }
+        println!(
+            "{:<14} {:>7} {:>6} {:>10} {:>10}",
+            v["id"].as_str().unwrap_or(""),
+            v["n_tokens"],
+            v["steps"].as_array().map(|a| a.len()).unwrap_or(0),
+            fmt(v["rho_token"].as_f64()),
+            fmt(v["rho_step"].as_f64())
+        );
+    }
+    for key in ["rho_token", "rho_step"] {
+        let r = &s[key];
+        let ci = r["mean_ci95"].as_array().map(|c| format!("[{:+.3}, {:+.3}]", c[0].as_f64().unwrap_or(0.0), c[1].as_f64().unwrap_or(0.0))).unwrap_or_else(|| "n/a".into());
+        println!("mean {key}: {} (95% CI {ci}), {} responses, fraction < 0: {}", fmt(r["mean"].as_f64()), r["n"], r["frac_negative"].as_f64().map(|f| format!("{f:.2}")).unwrap_or("n/a".into()));
+    }
+    println!("pooled token-level rho: {}", fmt(s["pooled_rho_token"].as_f64()));
+    println!("verdict ({}): {}", s["granularity"].as_str().unwrap_or(""), s["verdict"].as_str().unwrap_or(""));
+    println!(
+        "{} tokens, {:.3} s per token; wrote {}/responses.jsonl, summary.json and plots (scatter, rho_hist, heatmap, response).svg/.png",
+        s["tokens"],
+        s["seconds_per_token"].as_f64().unwrap_or(0.0),
+        out.display()
+    );
+}
+
+fn compare(c: CompareArgs) -> Result<()> {
+    struct Run {
+        dir: PathBuf,
+        summary: Value,
+        rho: std::collections::BTreeMap<String, (Option<f64>, Option<f64>, String)>,
+    }
+    let mut runs = vec![];
+    for d in &c.dirs {
+        let sp = d.join("summary.json");
+        let summary: Value = serde_json::from_str(&std::fs::read_to_string(&sp).with_context(|| format!("{}: cannot read (is this a fingerprint output directory?)", sp.display()))?)
+            .with_context(|| format!("{}: not valid JSON", sp.display()))?;
+        let rp = d.join("responses.jsonl");
+        let mut rho = std::collections::BTreeMap::new();
+        for (i, l) in std::fs::read_to_string(&rp).with_context(|| format!("{}: cannot read", rp.display()))?.lines().enumerate() {
+            let v: Value = serde_json::from_str(l).with_context(|| format!("{}:{}: not valid JSON", rp.display(), i + 1))?;
+            let text = format!("{}\u{0}{}", v["prompt"].as_str().unwrap_or(""), v["response"].as_str().unwrap_or(""));
+            rho.insert(v["id"].as_str().unwrap_or("").to_string(), (v["rho_token"].as_f64(), v["rho_step"].as_f64(), text));
+        }
+        runs.push(Run { dir: d.clone(), summary, rho });
+    }
+    let mut rows = vec![];
+    let mut table = vec![];
+    println!("{:<28} {:>5} {:>26} {:>26}", "run", "n", "mean rho_token [95% CI]", "mean rho_step [95% CI]");
+    for r in &runs {
+        let cell = |k: &str| {
+            let s = &r.summary[k];
+            match (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
+                (Some(m), Some(ci)) => format!("{m:+.3} [{:+.3}, {:+.3}]", ci[0].as_f64().unwrap_or(0.0), ci[1].as_f64().unwrap_or(0.0)),
+                (Some(m), None) => format!("{m:+.3}"),
+                _ => "n/a".into(),
+            }
+        };
+        let label = r.dir.display().to_string();
+        println!("{:<28} {:>5} {:>26} {:>26}", label, r.summary["responses"], cell("rho_token"), cell("rho_step"));
+        let key = if r.summary["granularity"] == "token" { "rho_token" } else { "rho_step" };
+        let s = &r.summary[key];
+        if let (Some(m), Some(ci)) = (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
+            rows.push((format!("{label} ({key})"), m, ci[0].as_f64().unwrap_or(m), ci[1].as_f64().unwrap_or(m)));
+        }
+        table.push(json!({"dir": r.dir, "model": r.summary["model"], "responses": r.summary["responses"], "rho_token": r.summary["rho_token"], "rho_step": r.summary["rho_step"], "verdict": r.summary["verdict"]}));
+    }
+    // Paired tests against the first run, on the responses both scored with identical texts.
+    let mut tests = vec![];
+    let base = &runs[0];
+    for r in &runs[1..] {
+        for (ki, key) in ["rho_token", "rho_step"].iter().enumerate() {
+            let mut a = vec![];
+            let mut b = vec![];
+            for (id, x) in &base.rho {
+                if let Some(y) = r.rho.get(id) {
+                    if x.2 != y.2 {
+                        continue;
+                    }
+                    let (xa, yb) = if ki == 0 { (x.0, y.0) } else { (x.1, y.1) };
+                    if let (Some(xa), Some(yb)) = (xa, yb) {
+                        a.push(xa);
+                        b.push(yb);
+                    }
+                }
+            }
+            let p = stats::paired_permutation_test(&b, &a, 10_000, 0);
+            let diff = stats::mean(&b.iter().zip(&a).map(|(x, y)| x - y).collect::<Vec<_>>());
+            if !a.is_empty() {
+                println!("{} vs {}: {key} paired on {} identical texts, mean difference {}, permutation p = {}", r.dir.display(), base.dir.display(), a.len(), fmt(diff), p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into()));
+            }
+            tests.push(json!({"run": r.dir, "baseline": base.dir, "measure": key, "pairs": a.len(), "mean_difference": diff, "p_value": p}));
+        }
+    }
+    std::fs::create_dir_all(&c.out).with_context(|| format!("{}: cannot create", c.out.display()))?;
+    write_atomic(&c.out.join("compare.json"), serde_json::to_string_pretty(&json!({"runs": table, "paired_tests": tests}))?.as_bytes())?;
+    egi_report::plot::compare_intervals(&c.out.join("compare"), &rows, "mean rho (95% CI)", "fingerprint comparison")?;
+    println!("wrote {}/compare.json and compare.svg/.png", c.out.display());
+    Ok(())
+}

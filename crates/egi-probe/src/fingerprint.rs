@@ -1,0 +1,358 @@
+//! The fingerprint of one response: per-token entropy, logit, log-prob and gradient
+//! influence (mean norm of d target / d W over the chosen q/k/v/o matrices), steps, and the
+//! entropy-influence correlations (METHOD.md section 1).
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use candle_core::{DType, D};
+use egi_model::Transformer;
+use rayon::prelude::*;
+
+use crate::norms::{gradient_norm, Dense, InputSide, Norm};
+use crate::tape::{Proj, Tape, Target};
+
+/// How a step's influence is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepMode {
+    /// Mean of the step's token influences (needs one gradient per token). Default.
+    Mean,
+    /// One gradient of the step's summed target scalars (one backward per step; no
+    /// per-token influences).
+    SumLogits,
+}
+
+/// Which correlation is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Correlation {
+    Spearman,
+    Pearson,
+}
+
+/// Level at which the headline correlation is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    Token,
+    Step,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProbeOptions {
+    pub target: Target,
+    pub norm: Norm,
+    pub projections: Vec<Proj>,
+    /// Layers measured; None = all.
+    pub layers: Option<Vec<usize>>,
+    pub granularity: Granularity,
+    pub step_delim: String,
+    pub step_mode: StepMode,
+    pub correlation: Correlation,
+    /// Targets whose backward passes run together (memory grows linearly with it).
+    pub batch: usize,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            target: Target::Logit,
+            norm: Norm::Nuclear,
+            projections: Proj::ALL.to_vec(),
+            layers: None,
+            granularity: Granularity::Step,
+            step_delim: "\n".into(),
+            step_mode: StepMode::Mean,
+            correlation: Correlation::Spearman,
+            batch: 8,
+        }
+    }
+}
+
+impl ProbeOptions {
+    /// The (layer, projection) matrices measured, in fixture order (layer-major, q k v o).
+    pub fn matrices(&self, n_layers: usize) -> Result<Vec<(usize, Proj)>> {
+        let layers: Vec<usize> = match &self.layers {
+            Some(l) => l.clone(),
+            None => (0..n_layers).collect(),
+        };
+        if let Some(&bad) = layers.iter().find(|&&l| l >= n_layers) {
+            bail!("layer {bad} does not exist (the model has {n_layers} layers, 0..{})", n_layers - 1);
+        }
+        if self.projections.is_empty() || layers.is_empty() {
+            bail!("no matrices selected: give at least one projection and one layer");
+        }
+        let mut out = vec![];
+        for l in layers {
+            for p in Proj::ALL {
+                if self.projections.contains(&p) {
+                    out.push((l, p));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TokenRecord {
+    pub pos: usize,
+    pub id: u32,
+    pub char_start: usize,
+    pub step: usize,
+    pub entropy: f64,
+    pub logit: f64,
+    pub logprob: f64,
+    /// Mean norm over the chosen matrices; None in step-sum mode.
+    pub influence: Option<f64>,
+    /// One norm per matrix, in `ResponseFingerprint::matrices` order; None in step-sum mode.
+    pub norms: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    /// Character range [start, end) of the step inside the response.
+    pub chars: [usize; 2],
+    pub n_tokens: usize,
+    pub entropy: f64,
+    pub influence: f64,
+    /// Step-sum mode: the per-matrix norms of the step's gradient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub norms: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ResponseFingerprint {
+    pub tokens: Vec<TokenRecord>,
+    pub steps: Vec<StepRecord>,
+    pub rho_token: Option<f64>,
+    pub rho_step: Option<f64>,
+    pub matrices: Vec<(usize, Proj)>,
+    /// Wall time of the gradient part, and the multiply-add count of its backward passes.
+    pub seconds: f64,
+    pub backward_flops: f64,
+}
+
+/// Character ranges of the steps: split after each delimiter (it ends its step).
+pub fn split_steps(response: &str, delim: &str) -> Vec<[usize; 2]> {
+    let chars: Vec<char> = response.chars().collect();
+    let n = chars.len();
+    if delim.is_empty() {
+        return vec![[0, n]];
+    }
+    let d: Vec<char> = delim.chars().collect();
+    let mut out = vec![];
+    let mut start = 0;
+    let mut i = 0;
+    while i + d.len() <= n {
+        if chars[i..i + d.len()] == d[..] {
+            out.push([start, i + d.len()]);
+            start = i + d.len();
+            i += d.len();
+        } else {
+            i += 1;
+        }
+    }
+    if start < n {
+        out.push([start, n]);
+    }
+    out
+}
+
+pub fn correlate(kind: Correlation, x: &[f64], y: &[f64]) -> Option<f64> {
+    match kind {
+        Correlation::Spearman => egi_report::stats::spearman(x, y),
+        Correlation::Pearson => egi_report::stats::pearson(x, y),
+    }
+}
+
+/// Entropy, logit and log-prob (f64, full vocabulary) of each response token.
+fn token_scores(tape: &Tape, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f64, f64)>> {
+    let z = tape
+        .logits
+        .narrow(0, n_prompt - 1, ids.len() - n_prompt)?
+        .to_dtype(DType::F64)?;
+    let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
+    let ent: Vec<f64> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
+    let z: Vec<Vec<f64>> = z.to_vec2()?;
+    let lsm: Vec<Vec<f64>> = lsm.to_vec2()?;
+    Ok((0..ids.len() - n_prompt)
+        .map(|i| {
+            let y = ids[n_prompt + i] as usize;
+            (ent[i], z[i][y], lsm[i][y])
+        })
+        .collect())
+}
+
+/// Fingerprint one response. `ids` = prompt + response tokens; `char_starts[i]` = character
+/// offset inside `response` where response token i begins.
+pub fn fingerprint(
+    model: &Transformer,
+    ids: &[u32],
+    n_prompt: usize,
+    char_starts: &[usize],
+    response: &str,
+    opts: &ProbeOptions,
+) -> Result<ResponseFingerprint> {
+    if n_prompt == 0 || n_prompt >= ids.len() {
+        bail!("need at least one prompt token and one response token");
+    }
+    if char_starts.len() != ids.len() - n_prompt {
+        bail!("char_starts has {} entries for {} response tokens", char_starts.len(), ids.len() - n_prompt);
+    }
+    let t0 = Instant::now();
+    let matrices = opts.matrices(model.cfg.num_layers)?;
+    let tape = Tape::record(model, ids)?;
+    let scores = token_scores(&tape, ids, n_prompt)?;
+    let n_resp = ids.len() - n_prompt;
+
+    // Steps and the step of each token.
+    let ranges = split_steps(response, &opts.step_delim);
+    let step_of = |c: usize| ranges.iter().position(|r| c >= r[0] && c < r[1]).unwrap_or(ranges.len().saturating_sub(1));
+    let tok_step: Vec<usize> = char_starts.iter().map(|&c| step_of(c)).collect();
+
+    // Targets: one per token, or one per step (its tokens' scalars summed).
+    let groups: Vec<Vec<usize>> = match opts.step_mode {
+        StepMode::Mean => (0..n_resp).map(|i| vec![i]).collect(),
+        StepMode::SumLogits => (0..ranges.len())
+            .map(|s| (0..n_resp).filter(|&i| tok_step[i] == s).collect::<Vec<_>>())
+            .filter(|g| !g.is_empty())
+            .collect(),
+    };
+    // Input sides (X and its Gram factor), one per matrix for the whole response.
+    let inputs: Vec<InputSide> = matrices
+        .par_iter()
+        .map(|&(l, p)| -> Result<InputSide> {
+            let x = tape.input_of(l, p).to_dtype(DType::F64)?;
+            let (r, c) = x.dims2()?;
+            Ok(InputSide::new(Dense::new(r, c, x.flatten_all()?.to_vec1()?)))
+        })
+        .collect::<Result<_>>()?;
+    let mat_index = |l: usize, p: Proj| matrices.iter().position(|&m| m == (l, p));
+    let mut group_norms = vec![vec![0f64; matrices.len()]; groups.len()];
+    let mut flops = 0f64;
+    let (body, _) = model.cfg.n_params();
+    for chunk_start in (0..groups.len()).step_by(opts.batch.max(1)) {
+        let chunk: Vec<usize> = (chunk_start..(chunk_start + opts.batch.max(1)).min(groups.len())).collect();
+        // Rows needed: up to the last target's predicting position.
+        let rows = chunk
+            .iter()
+            .flat_map(|&g| groups[g].iter().map(|&i| n_prompt + i))
+            .max()
+            .unwrap();
+        let lens: Vec<usize> = chunk
+            .iter()
+            .map(|&g| groups[g].iter().map(|&i| n_prompt + i).max().unwrap())
+            .collect();
+        let seeds = chunk
+            .iter()
+            .map(|&g| {
+                groups[g]
+                    .iter()
+                    .map(|&i| {
+                        let row = n_prompt + i - 1;
+                        Ok((row, tape.seed(model, row, ids[n_prompt + i], opts.target)?))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        flops += 4.0 * body as f64 * rows as f64 * chunk.len() as f64;
+        tape.backward(
+            model,
+            rows,
+            &seeds,
+            |l, p| mat_index(l, p).is_some(),
+            |l, p, d| {
+                let m = mat_index(l, p).unwrap();
+                // D D^T per target, [K, rows, rows], then the small eigenproblems in parallel.
+                let d64 = d.to_dtype(DType::F64)?;
+                let dd = d64.matmul(&d64.t()?)?;
+                let dd: Vec<Vec<Vec<f64>>> = dd.to_vec3()?;
+                let dv: Vec<Vec<Vec<f64>>> = d64.to_vec3()?;
+                let out: Vec<f64> = (0..chunk.len())
+                    .into_par_iter()
+                    .map(|k| {
+                        let n = lens[k];
+                        let ddk: Vec<f64> = dd[k][..n].iter().flat_map(|r| r[..n].to_vec()).collect();
+                        let cols = dv[k][0].len();
+                        let dk = Dense::new(n, cols, dv[k][..n].iter().flat_map(|r| r.clone()).collect());
+                        gradient_norm(&inputs[m], n, &ddk, &dk, opts.norm)
+                    })
+                    .collect::<Result<_>>()?;
+                for (k, v) in out.into_iter().enumerate() {
+                    group_norms[chunk[k]][m] = v;
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+
+    let tokens: Vec<TokenRecord> = (0..n_resp)
+        .map(|i| {
+            let (entropy, logit, logprob) = scores[i];
+            let norms = match opts.step_mode {
+                StepMode::Mean => Some(group_norms[i].clone()),
+                StepMode::SumLogits => None,
+            };
+            TokenRecord {
+                pos: n_prompt + i,
+                id: ids[n_prompt + i],
+                char_start: char_starts[i],
+                step: tok_step[i],
+                entropy,
+                logit,
+                logprob,
+                influence: norms.as_ref().map(|n| mean(n)),
+                norms,
+            }
+        })
+        .collect();
+    let mut steps = vec![];
+    let mut gi = 0;
+    for (s, r) in ranges.iter().enumerate() {
+        let toks: Vec<&TokenRecord> = tokens.iter().filter(|t| t.step == s).collect();
+        if toks.is_empty() {
+            continue;
+        }
+        let entropy = mean(&toks.iter().map(|t| t.entropy).collect::<Vec<_>>());
+        let (influence, norms) = match opts.step_mode {
+            StepMode::Mean => (mean(&toks.iter().map(|t| t.influence.unwrap()).collect::<Vec<_>>()), None),
+            StepMode::SumLogits => {
+                let n = group_norms[gi].clone();
+                gi += 1;
+                (mean(&n), Some(n))
+            }
+        };
+        steps.push(StepRecord {
+            chars: *r,
+            n_tokens: toks.len(),
+            entropy,
+            influence,
+            norms,
+        });
+    }
+    let rho_token = match opts.step_mode {
+        StepMode::Mean => correlate(
+            opts.correlation,
+            &tokens.iter().map(|t| t.entropy).collect::<Vec<_>>(),
+            &tokens.iter().map(|t| t.influence.unwrap()).collect::<Vec<_>>(),
+        ),
+        StepMode::SumLogits => None,
+    };
+    let rho_step = correlate(
+        opts.correlation,
+        &steps.iter().map(|s| s.entropy).collect::<Vec<_>>(),
+        &steps.iter().map(|s| s.influence).collect::<Vec<_>>(),
+    );
+    Ok(ResponseFingerprint {
+        tokens,
+        steps,
+        rho_token,
+        rho_step,
+        matrices,
+        seconds: t0.elapsed().as_secs_f64(),
+        backward_flops: flops,
+    })
+}

@@ -1,0 +1,15 @@
+//! egi-probe: the entropy / logit-gradient fingerprint (METHOD.md sections 1-2).
+//!
+//! - [`tape`]: one recorded forward pass and a hand-written backward for many targets at once;
+//! - [`norms`]: nuclear / Frobenius norms of G = D^T X from small Gram matrices;
+//! - [`oracle`]: the plain path (autograd, one backward per token, full SVD) used as a check;
+//! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response.
+
+pub mod fingerprint;
+pub mod norms;
+pub mod oracle;
+pub mod tape;
+
+pub use fingerprint::{fingerprint, Granularity, ProbeOptions, ResponseFingerprint, StepMode};
+pub use norms::Norm;
+pub use tape::{Proj, Target};

@@ -1,0 +1,387 @@
+//! A forward pass that keeps what the backward needs, and a hand-written backward for many
+//! targets at once.
+//!
+//! The fingerprint needs, for every response token t, the gradient of one scalar (its logit)
+//! at the output of every q/k/v/o projection: G = D^T X per matrix. Autograd would need a
+//! forward per target (candle keeps one graph per forward and computes weight gradients we do
+//! not want). Here one forward is recorded, and the backward runs for K targets at once, as a
+//! stack of K cotangents over the shared activations, restricted to the causal prefix of the
+//! batch's last target. Each op's backward sits beside the forward it inverts; tests check the
+//! result against autograd + full SVD (the oracle) to 1e-5 in f64.
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Tensor, D};
+use egi_model::Transformer;
+
+/// The four attention projections, in the order the fixtures use (q, k, v, o per layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    O,
+}
+
+impl Proj {
+    pub const ALL: [Proj; 4] = [Proj::Q, Proj::K, Proj::V, Proj::O];
+    pub fn name(self) -> &'static str {
+        match self {
+            Proj::Q => "q",
+            Proj::K => "k",
+            Proj::V => "v",
+            Proj::O => "o",
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Activations of one layer over the whole sequence (T rows).
+pub struct LayerTape {
+    /// Residual stream entering the layer [T, H], and its RMS factor [T, 1].
+    h: Tensor,
+    r_in: Tensor,
+    /// Normed input: the X of q, k and v [T, H].
+    pub a: Tensor,
+    /// Qwen3: q and k before their per-head norm [T, n, hd], and the RMS factors [T, n, 1].
+    q_pre: Option<(Tensor, Tensor)>,
+    k_pre: Option<(Tensor, Tensor)>,
+    /// Rotated q [nh, T, hd] and k [nkv, T, hd]; v [nkv, T, hd]; softmax probs [nh, T, T].
+    qr: Tensor,
+    kr: Tensor,
+    v: Tensor,
+    probs: Tensor,
+    /// Attention output: the X of o [T, nh*hd].
+    pub ctx: Tensor,
+    h2: Tensor,
+    r_post: Tensor,
+    g: Tensor,
+    u: Tensor,
+}
+
+pub struct Tape {
+    pub layers: Vec<LayerTape>,
+    h_last: Tensor,
+    r_final: Tensor,
+    /// Logits at every position [T, V].
+    pub logits: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    pub len: usize,
+}
+
+/// RMS factor 1/sqrt(mean(x^2) + eps) over the last dimension (kept for the backward).
+fn rms_factor(x: &Tensor, eps: f64) -> Result<Tensor> {
+    Ok((x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?)
+}
+
+/// Backward of y = x * r * w (r the RMS factor of x): with g = dy * w,
+/// dx = r g - x r^3 mean(x g). `x`, `r` are shared by the K stacked cotangents `dy`.
+fn rms_norm_bwd(x: &Tensor, r: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let g = dy.broadcast_mul(w)?;
+    let xg = g.broadcast_mul(x)?.mean_keepdim(D::Minus1)?;
+    let r3 = r.powf(3.0)?;
+    Ok((g.broadcast_mul(r)? - xg.broadcast_mul(&r3)?.broadcast_mul(x)?)?)
+}
+
+fn rotate_half(x: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
+}
+
+/// y = x cos + rot(x) sin; its transpose: dx = dy cos - rot(dy sin).
+fn rope_fwd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    Ok((x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?)?)
+}
+fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    Ok((dy.broadcast_mul(cos)? - rotate_half(&dy.broadcast_mul(sin)?)?)?)
+}
+
+/// x [.., in] @ w[out, in]^T (+ b).
+fn lin(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let mut out = dims.clone();
+    *out.last_mut().unwrap() = w.dim(0)?;
+    let y = x
+        .reshape((rows, dims[dims.len() - 1]))?
+        .matmul(&w.t()?)?
+        .reshape(out)?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+/// dy [.., out] @ w[out, in]: the input gradient of `lin`.
+fn lin_bwd(dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = dy.dims().to_vec();
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let mut out = dims.clone();
+    *out.last_mut().unwrap() = w.dim(1)?;
+    Ok(dy
+        .reshape((rows, dims[dims.len() - 1]))?
+        .contiguous()?
+        .matmul(w)?
+        .reshape(out)?)
+}
+
+impl Tape {
+    /// Record the forward pass of one sequence `ids` (no padding, positions 0..T).
+    pub fn record(model: &Transformer, ids: &[u32]) -> Result<Tape> {
+        let cfg = &model.cfg;
+        let dev = model.device();
+        let t = ids.len();
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = cfg.n_rep();
+        let eps = cfg.rms_norm_eps;
+        let (cos_t, sin_t) = model.rope_tables();
+        if t > cos_t.dim(0)? {
+            anyhow::bail!("sequence of {t} tokens is longer than the rope table");
+        }
+        let cos = cos_t.narrow(0, 0, t)?;
+        let sin = sin_t.narrow(0, 0, t)?;
+        let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?; // [T, hd]
+        let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mask: Vec<f64> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { -1e30 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), dev)?.to_dtype(model.dtype())?;
+        let idx = Tensor::new(ids, dev)?;
+        let mut h = model.embed_weight().index_select(&idx, 0)?; // [T, H]
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for l in 0..cfg.num_layers {
+            let w = model.layer_view(l);
+            let r_in = rms_factor(&h, eps)?;
+            let a = h.broadcast_mul(&r_in)?.broadcast_mul(w.input_norm)?;
+            let q = lin(&a, w.q, w.q_bias)?.reshape((t, nh, hd))?;
+            let k = lin(&a, w.k, w.k_bias)?.reshape((t, nkv, hd))?;
+            let v = lin(&a, w.v, w.v_bias)?.reshape((t, nkv, hd))?;
+            let (q, q_pre) = match w.q_norm {
+                Some(qn) => {
+                    let r = rms_factor(&q, eps)?;
+                    (q.broadcast_mul(&r)?.broadcast_mul(qn)?, Some((q, r)))
+                }
+                None => (q, None),
+            };
+            let (k, k_pre) = match w.k_norm {
+                Some(kn) => {
+                    let r = rms_factor(&k, eps)?;
+                    (k.broadcast_mul(&r)?.broadcast_mul(kn)?, Some((k, r)))
+                }
+                None => (k, None),
+            };
+            let qr = rope_fwd(&q.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nh, T, hd]
+            let kr = rope_fwd(&k.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nkv, T, hd]
+            let v = v.transpose(0, 1)?.contiguous()?; // [nkv, T, hd]
+            let scores = (qr.reshape((nkv, n_rep * t, hd))?.matmul(&kr.t()?)? * scale)?
+                .reshape((nh, t, t))?
+                .broadcast_add(&mask)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let ctx = probs
+                .reshape((nkv, n_rep * t, t))?
+                .matmul(&v)?
+                .reshape((nh, t, hd))?
+                .transpose(0, 1)?
+                .reshape((t, nh * hd))?;
+            let h2 = (&h + lin(&ctx, w.o, None)?)?;
+            let r_post = rms_factor(&h2, eps)?;
+            let m = h2.broadcast_mul(&r_post)?.broadcast_mul(w.post_norm)?;
+            let g = lin(&m, w.gate, None)?;
+            let u = lin(&m, w.up, None)?;
+            let act = (g.silu()? * &u)?;
+            let h3 = (&h2 + lin(&act, w.down, None)?)?;
+            layers.push(LayerTape {
+                h,
+                r_in,
+                a,
+                q_pre,
+                k_pre,
+                qr,
+                kr,
+                v,
+                probs,
+                ctx,
+                h2,
+                r_post,
+                g,
+                u,
+            });
+            h = h3;
+        }
+        let r_final = rms_factor(&h, eps)?;
+        let hf = h
+            .broadcast_mul(&r_final)?
+            .broadcast_mul(model.final_norm_weight())?;
+        let logits = hf.matmul(&model.lm_head_weight().t()?)?;
+        Ok(Tape {
+            layers,
+            h_last: h,
+            r_final,
+            logits,
+            cos,
+            sin,
+            len: t,
+        })
+    }
+
+    /// Backward of K scalars at once. `seeds[k]` lists (row, cotangent on the final normed
+    /// hidden state [H]) pairs of target k; rows must be < `rows`. For every layer (last first)
+    /// `visit(layer, proj, D)` receives the output gradients D [K, rows, out] of the projection.
+    pub fn backward(
+        &self,
+        model: &Transformer,
+        rows: usize,
+        seeds: &[Vec<(usize, Tensor)>],
+        want: impl Fn(usize, Proj) -> bool,
+        mut visit: impl FnMut(usize, Proj, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let cfg = &model.cfg;
+        let dev = model.device();
+        let dt = model.dtype();
+        let k_n = seeds.len();
+        let p = rows;
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = cfg.n_rep();
+        let hsz = cfg.hidden_size;
+        let scale = 1.0 / (hd as f64).sqrt();
+        // Seed cotangents on the final normed hidden state, [K, P, H].
+        let mut dhf = vec![0f64; k_n * p * hsz];
+        for (k, s) in seeds.iter().enumerate() {
+            for (row, c) in s {
+                anyhow::ensure!(*row < p, "seed row {row} outside the prefix of {p} rows");
+                let c: Vec<f64> = c.to_dtype(DType::F64)?.to_vec1()?;
+                let base = (k * p + row) * hsz;
+                for (i, x) in c.iter().enumerate() {
+                    dhf[base + i] += x;
+                }
+            }
+        }
+        let dhf = Tensor::from_vec(dhf, (k_n, p, hsz), dev)?.to_dtype(dt)?;
+        let rows_of = |x: &Tensor| x.narrow(0, 0, p);
+        let mut dh = rms_norm_bwd(
+            &rows_of(&self.h_last)?,
+            &rows_of(&self.r_final)?,
+            model.final_norm_weight(),
+            &dhf,
+        )?;
+        let cos = rows_of(&self.cos)?;
+        let sin = rows_of(&self.sin)?;
+        for l in (0..cfg.num_layers).rev() {
+            let w = model.layer_view(l);
+            let tp = &self.layers[l];
+            // MLP: h3 = h2 + down(silu(g) * u), g/u from m = norm(h2).
+            let g = rows_of(&tp.g)?;
+            let u = rows_of(&tp.u)?;
+            let d_act = lin_bwd(&dh, w.down)?; // [K, P, I]
+            let sig = candle_nn::ops::sigmoid(&g)?;
+            let silu = (&g * &sig)?;
+            let dsilu = (&sig * ((&g * (sig.neg()? + 1.0)?)? + 1.0)?)?;
+            let dg = d_act.broadcast_mul(&(u * dsilu)?)?;
+            let du = d_act.broadcast_mul(&silu)?;
+            let dm = (lin_bwd(&dg, w.gate)? + lin_bwd(&du, w.up)?)?;
+            let dh2 = (&dh
+                + rms_norm_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
+            // o: h2 = h + ctx Wo^T, so D_o = dh2.
+            if want(l, Proj::O) {
+                visit(l, Proj::O, &dh2)?;
+            }
+            let dctx = lin_bwd(&dh2, w.o)?; // [K, P, nh*hd]
+            // Attention, heads grouped by the kv head they share: [K, nkv, n_rep*P, hd].
+            let dctx_g = dctx
+                .reshape((k_n, p, nh, hd))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((k_n, nkv, n_rep * p, hd))?;
+            let probs = tp.probs.narrow(1, 0, p)?.narrow(2, 0, p)?.contiguous()?; // [nh, P, P]
+            let probs_g = probs.reshape((nkv, n_rep * p, p))?;
+            let v = tp.v.narrow(1, 0, p)?.contiguous()?; // [nkv, P, hd]
+            let kr = tp.kr.narrow(1, 0, p)?.contiguous()?;
+            let qr_g = tp
+                .qr
+                .narrow(1, 0, p)?
+                .contiguous()?
+                .reshape((nkv, n_rep * p, hd))?;
+            // ctx = P v  ->  dP = dctx v^T, dv = P^T dctx (summed over the group).
+            let dp = dctx_g.broadcast_matmul(&v.t()?)?; // [K, nkv, n_rep*P, P]
+            let dv = probs_g.t()?.broadcast_matmul(&dctx_g)?; // [K, nkv, P, hd]
+            // softmax: dS = P (dP - sum(dP P)).
+            let pb = probs_g.unsqueeze(0)?;
+            let inner = dp.broadcast_mul(&pb)?.sum_keepdim(D::Minus1)?;
+            let ds = dp.broadcast_sub(&inner)?.broadcast_mul(&pb)?;
+            // S = qr kr^T * scale.
+            let dqr = (ds.broadcast_matmul(&kr)? * scale)?; // [K, nkv, n_rep*P, hd]
+            let dkr = (ds.transpose(2, 3)?.broadcast_matmul(&qr_g)? * scale)?; // [K, nkv, P, hd]
+            let dqr = dqr.reshape((k_n, nh, p, hd))?;
+            let dq = rope_bwd(&dqr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nh, hd]
+            let dk = rope_bwd(&dkr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nkv, hd]
+            let dq = match (&tp.q_pre, w.q_norm) {
+                (Some((x, r)), Some(wn)) => rms_norm_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
+                _ => dq,
+            };
+            let dk = match (&tp.k_pre, w.k_norm) {
+                (Some((x, r)), Some(wn)) => rms_norm_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dk)?,
+                _ => dk,
+            };
+            let dq = dq.contiguous()?.reshape((k_n, p, nh * hd))?;
+            let dk = dk.contiguous()?.reshape((k_n, p, nkv * hd))?;
+            let dv = dv.transpose(1, 2)?.contiguous()?.reshape((k_n, p, nkv * hd))?;
+            for (proj, d) in [(Proj::Q, &dq), (Proj::K, &dk), (Proj::V, &dv)] {
+                if want(l, proj) {
+                    visit(l, proj, d)?;
+                }
+            }
+            if l == 0 {
+                break; // nothing below needs a cotangent
+            }
+            let da = ((lin_bwd(&dq, w.q)? + lin_bwd(&dk, w.k)?)? + lin_bwd(&dv, w.v)?)?;
+            dh = (dh2 + rms_norm_bwd(&rows_of(&tp.h)?, &rows_of(&tp.r_in)?, w.input_norm, &da)?)?;
+        }
+        Ok(())
+    }
+
+    /// The X of a projection: rows of its input, [T, in].
+    pub fn input_of(&self, layer: usize, proj: Proj) -> &Tensor {
+        let tp = &self.layers[layer];
+        match proj {
+            Proj::O => &tp.ctx,
+            _ => &tp.a,
+        }
+    }
+
+    /// Cotangent on the final normed hidden state for one target: the gradient of its logit
+    /// (the lm_head row of the token), of its log-probability (that row minus the
+    /// probability-weighted mean row), or of its negative log-likelihood.
+    pub fn seed(&self, model: &Transformer, row: usize, id: u32, target: Target) -> Result<Tensor> {
+        let e = model.lm_head_weight();
+        let ey = e.get(id as usize).context("token id outside the vocabulary")?;
+        Ok(match target {
+            Target::Logit => ey,
+            Target::Logprob | Target::Nll => {
+                let z = self.logits.get(row)?;
+                let p = candle_nn::ops::softmax(&z, D::Minus1)?;
+                let mean = p.unsqueeze(0)?.matmul(e)?.squeeze(0)?;
+                let g = (ey - mean)?;
+                if target == Target::Nll {
+                    g.neg()?
+                } else {
+                    g
+                }
+            }
+        })
+    }
+}
+
+/// Which scalar's gradient is measured (METHOD.md section 1; default: the raw logit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Logit,
+    Logprob,
+    Nll,
+}
