@@ -27,6 +27,82 @@ pub struct Args {
     /// Also print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Benchmark the fingerprint probe instead: the oracle path (autograd, one backward per
+    /// token, full SVDs) against the fast path (batched hand-written backward, small
+    /// eigenproblems) and step-sum mode, on the same texts.
+    #[arg(long)]
+    pub probe: bool,
+    /// Probe benchmark texts: JSONL of {"id", "prompt", "response"} (default: built-in).
+    #[arg(long)]
+    pub input: Option<std::path::PathBuf>,
+    /// Probe benchmark: tokens per response timed on the (slow) oracle path.
+    #[arg(long, default_value_t = 3)]
+    pub oracle_tokens: usize,
+}
+
+/// Built-in probe benchmark texts (written for egi).
+const PROBE_TEXTS: [(&str, &str); 2] = [
+    (
+        "A shop sells pens at 3 dollars each. Ana buys 7 pens and pays with a 50 dollar bill. How much change does she get?",
+        "Each pen costs 3 dollars, so 7 pens cost 7 * 3 = 21 dollars.\nAna pays with 50 dollars.\nHer change is 50 - 21 = 29 dollars.\nThe answer is 29.",
+    ),
+    (
+        "A farmer has 12 cows and buys 8 more. Each cow eats 5 kg of hay a day. How much hay do the cows eat in one day?",
+        "The farmer now has 12 + 8 = 20 cows.\nEach cow eats 5 kg of hay, so 20 cows eat 20 * 5 = 100 kg.\nThe cows eat 100 kg of hay a day.",
+    ),
+];
+
+fn probe_bench(a: &Args) -> Result<()> {
+    use egi_probe::fingerprint::StepMode;
+    use egi_probe::{fingerprint, oracle, ProbeOptions};
+    let m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?;
+    let texts: Vec<(String, String)> = match &a.input {
+        Some(p) => crate::cmd_score::read_lines(p)?.into_iter().map(|l| (l.prompt, l.response)).collect(),
+        None => PROBE_TEXTS.iter().map(|(p, r)| (p.to_string(), r.to_string())).collect(),
+    };
+    let mm = matmul_rate()?;
+    let opts = ProbeOptions::default();
+    let matrices = opts.matrices(m.model.cfg.num_layers)?;
+    let (mut t_oracle, mut n_oracle) = (0f64, 0usize);
+    let (mut t_fast, mut n_fast, mut flops) = (0f64, 0usize, 0f64);
+    let (mut t_step, mut n_step) = (0f64, 0usize);
+    let mut worst = 0f64;
+    for (prompt, response) in &texts {
+        let enc = egi_model::text::encode_pair(tok, prompt, response, false)?;
+        let fp = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, response, &opts)?;
+        t_fast += fp.seconds;
+        n_fast += fp.tokens.len();
+        flops += fp.backward_flops;
+        let sopts = ProbeOptions { step_mode: StepMode::SumLogits, ..opts.clone() };
+        let fs = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, response, &sopts)?;
+        t_step += fs.seconds;
+        n_step += fs.tokens.len();
+        for t in fp.tokens.iter().take(a.oracle_tokens) {
+            let start = Instant::now();
+            let want = oracle::gradient_norms(&m.model, &enc.ids, &[(t.pos, t.id)], &matrices, opts.target, opts.norm)?;
+            t_oracle += start.elapsed().as_secs_f64();
+            n_oracle += 1;
+            for (x, y) in t.norms.as_ref().unwrap().iter().zip(&want) {
+                worst = worst.max((x - y).abs() / y.abs().max(1e-12));
+            }
+        }
+    }
+    let (so, sf, ss) = (t_oracle / n_oracle as f64, t_fast / n_fast as f64, t_step / n_step as f64);
+    let rate = flops / t_fast / 1e9;
+    println!("egi bench --probe: {} ({} texts, {} response tokens), {} threads", m.source.path().display(), texts.len(), n_fast, candle_core::utils::get_num_threads());
+    println!("| path | seconds per response token | speed-up vs oracle |");
+    println!("|---|---|---|");
+    println!("| oracle: autograd, one backward per token, full SVD ({n_oracle} tokens) | {so:.3} | 1.0x |");
+    println!("| fast, per-token influences | {sf:.3} | {:.1}x |", so / sf);
+    println!("| fast, step-sum mode (one gradient per step) | {ss:.4} | {:.0}x |", so / ss);
+    println!("fast path vs oracle on the timed tokens: worst relative error of a nuclear norm {worst:.1e}");
+    println!("fast path backward: {rate:.1} GFLOP/s achieved (2 x non-embedding params x prefix per token) vs {mm:.1} GFLOP/s f32 matmul ({:.0}%)", 100.0 * rate / mm);
+    if a.json {
+        println!("{}", serde_json::json!({"oracle_s_per_token": so, "fast_s_per_token": sf, "step_s_per_token": ss,
+            "speedup_fast": so / sf, "speedup_step": so / ss, "worst_rel_err": worst, "gflops": rate, "matmul_gflops": mm}));
+    }
+    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -65,6 +141,9 @@ fn matmul_rate() -> Result<f64> {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.probe {
+        return probe_bench(&a);
+    }
     let mut m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?.clone();
     let eos: Vec<u32> = vec![]; // never stop early: every request decodes exactly new_tokens

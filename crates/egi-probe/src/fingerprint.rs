@@ -65,7 +65,7 @@ impl Default for ProbeOptions {
             step_delim: "\n".into(),
             step_mode: StepMode::Mean,
             correlation: Correlation::Spearman,
-            batch: 8,
+            batch: 16,
         }
     }
 }
@@ -257,7 +257,8 @@ pub fn fingerprint(
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        flops += 4.0 * body as f64 * rows as f64 * chunk.len() as f64;
+        // Input-gradient matmuls of the backward: 2 multiply-adds... per parameter and row.
+        flops += 2.0 * body as f64 * rows as f64 * chunk.len() as f64;
         tape.backward(
             model,
             rows,
@@ -265,19 +266,25 @@ pub fn fingerprint(
             |l, p| mat_index(l, p).is_some(),
             |l, p, d| {
                 let m = mat_index(l, p).unwrap();
-                // D D^T per target, [K, rows, rows], then the small eigenproblems in parallel.
-                let d64 = d.to_dtype(DType::F64)?;
-                let dd = d64.matmul(&d64.t()?)?;
-                let dd: Vec<Vec<Vec<f64>>> = dd.to_vec3()?;
-                let dv: Vec<Vec<Vec<f64>>> = d64.to_vec3()?;
+                // D D^T per target, [K, rows, rows] (in the model's dtype), then the small
+                // eigenproblems in parallel. D itself is only read when the large-side
+                // fallback needs it.
+                let dd: Vec<Vec<Vec<f64>>> =
+                    d.matmul(&d.t()?)?.to_dtype(DType::F64)?.to_vec3()?;
+                let inp = &inputs[m];
                 let out: Vec<f64> = (0..chunk.len())
                     .into_par_iter()
                     .map(|k| {
                         let n = lens[k];
-                        let ddk: Vec<f64> = dd[k][..n].iter().flat_map(|r| r[..n].to_vec()).collect();
-                        let cols = dv[k][0].len();
-                        let dk = Dense::new(n, cols, dv[k][..n].iter().flat_map(|r| r.clone()).collect());
-                        gradient_norm(&inputs[m], n, &ddk, &dk, opts.norm)
+                        let ddk: Vec<f64> =
+                            dd[k][..n].iter().flat_map(|r| r[..n].iter().copied()).collect();
+                        let dk = if inp.needs_d(n, d.dim(2)?) {
+                            let dk = d.get(k)?.narrow(0, 0, n)?.to_dtype(DType::F64)?;
+                            Dense::new(n, d.dim(2)?, dk.flatten_all()?.to_vec1()?)
+                        } else {
+                            Dense::new(0, d.dim(2)?, vec![])
+                        };
+                        gradient_norm(inp, n, &ddk, &dk, opts.norm)
                     })
                     .collect::<Result<_>>()?;
                 for (k, v) in out.into_iter().enumerate() {

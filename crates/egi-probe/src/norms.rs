@@ -61,10 +61,18 @@ impl InputSide {
     }
 }
 
+impl InputSide {
+    /// Whether [`gradient_norm`] will read D itself (large side) for `n` positions and
+    /// `out` output features, rather than only D D^T.
+    pub fn needs_d(&self, n: usize, out: usize) -> bool {
+        !(n <= self.x.cols && n <= out && self.chol.is_some())
+    }
+}
+
 /// ||D^T X_n|| for the first `n` positions, `dd` = D D^T over those positions (n x n,
 /// row-major), `d` = D itself (n x out) for the fallback path.
 pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Norm) -> Result<f64> {
-    if dd.len() != n * n || n > inp.x.rows || d.rows < n {
+    if dd.len() != n * n || n > inp.x.rows {
         bail!("gradient_norm: inconsistent sizes");
     }
     let k_in = inp.x.cols;
@@ -90,6 +98,9 @@ pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Nor
             .self_adjoint_eigenvalues(Side::Lower)
             .map_err(|e| anyhow::anyhow!("eigenvalues: {e:?}"))?;
         return Ok(ev.iter().map(|&x| x.max(0.0).sqrt()).sum());
+    }
+    if d.rows < n {
+        bail!("gradient_norm: D has {} rows, {n} needed", d.rows);
     }
     // Large side: form G = D^T X (out x in) and take its singular values.
     let g = Mat::<f64>::from_fn(d.cols, k_in, |o, i| {
