@@ -58,8 +58,14 @@ fn probe_bench(a: &Args) -> Result<()> {
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let texts: Vec<(String, String)> = match &a.input {
-        Some(p) => crate::cmd_score::read_lines(p)?.into_iter().map(|l| (l.prompt, l.response)).collect(),
-        None => PROBE_TEXTS.iter().map(|(p, r)| (p.to_string(), r.to_string())).collect(),
+        Some(p) => crate::cmd_score::read_lines(p)?
+            .into_iter()
+            .map(|l| (l.prompt, l.response))
+            .collect(),
+        None => PROBE_TEXTS
+            .iter()
+            .map(|(p, r)| (p.to_string(), r.to_string()))
+            .collect(),
     };
     let mm = matmul_rate()?;
     let opts = ProbeOptions::default();
@@ -70,17 +76,41 @@ fn probe_bench(a: &Args) -> Result<()> {
     let mut worst = 0f64;
     for (prompt, response) in &texts {
         let enc = egi_model::text::encode_pair(tok, prompt, response, false)?;
-        let fp = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, response, &opts)?;
+        let fp = fingerprint(
+            &m.model,
+            &enc.ids,
+            enc.n_prompt,
+            &enc.char_starts,
+            response,
+            &opts,
+        )?;
         t_fast += fp.seconds;
         n_fast += fp.tokens.len();
         flops += fp.backward_flops;
-        let sopts = ProbeOptions { step_mode: StepMode::SumLogits, ..opts.clone() };
-        let fs = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, response, &sopts)?;
+        let sopts = ProbeOptions {
+            step_mode: StepMode::SumLogits,
+            ..opts.clone()
+        };
+        let fs = fingerprint(
+            &m.model,
+            &enc.ids,
+            enc.n_prompt,
+            &enc.char_starts,
+            response,
+            &sopts,
+        )?;
         t_step += fs.seconds;
         n_step += fs.tokens.len();
         for t in fp.tokens.iter().take(a.oracle_tokens) {
             let start = Instant::now();
-            let want = oracle::gradient_norms(&m.model, &enc.ids, &[(t.pos, t.id)], &matrices, opts.target, opts.norm)?;
+            let want = oracle::gradient_norms(
+                &m.model,
+                &enc.ids,
+                &[(t.pos, t.id)],
+                &matrices,
+                opts.target,
+                opts.norm,
+            )?;
             t_oracle += start.elapsed().as_secs_f64();
             n_oracle += 1;
             for (x, y) in t.norms.as_ref().unwrap().iter().zip(&want) {
@@ -88,19 +118,35 @@ fn probe_bench(a: &Args) -> Result<()> {
             }
         }
     }
-    let (so, sf, ss) = (t_oracle / n_oracle as f64, t_fast / n_fast as f64, t_step / n_step as f64);
+    let (so, sf, ss) = (
+        t_oracle / n_oracle as f64,
+        t_fast / n_fast as f64,
+        t_step / n_step as f64,
+    );
     let rate = flops / t_fast / 1e9;
-    println!("egi bench --probe: {} ({} texts, {} response tokens), {} threads", m.source.path().display(), texts.len(), n_fast, candle_core::utils::get_num_threads());
+    println!(
+        "egi bench --probe: {} ({} texts, {} response tokens), {} threads",
+        m.source.path().display(),
+        texts.len(),
+        n_fast,
+        candle_core::utils::get_num_threads()
+    );
     println!("| path | seconds per response token | speed-up vs oracle |");
     println!("|---|---|---|");
     println!("| oracle: autograd, one backward per token, full SVD ({n_oracle} tokens) | {so:.3} | 1.0x |");
     println!("| fast, per-token influences | {sf:.3} | {:.1}x |", so / sf);
-    println!("| fast, step-sum mode (one gradient per step) | {ss:.4} | {:.0}x |", so / ss);
+    println!(
+        "| fast, step-sum mode (one gradient per step) | {ss:.4} | {:.0}x |",
+        so / ss
+    );
     println!("fast path vs oracle on the timed tokens: worst relative error of a nuclear norm {worst:.1e}");
     println!("fast path backward: {rate:.1} GFLOP/s achieved (2 x non-embedding params x prefix per token) vs {mm:.1} GFLOP/s f32 matmul ({:.0}%)", 100.0 * rate / mm);
     if a.json {
-        println!("{}", serde_json::json!({"oracle_s_per_token": so, "fast_s_per_token": sf, "step_s_per_token": ss,
-            "speedup_fast": so / sf, "speedup_step": so / ss, "worst_rel_err": worst, "gflops": rate, "matmul_gflops": mm}));
+        println!(
+            "{}",
+            serde_json::json!({"oracle_s_per_token": so, "fast_s_per_token": sf, "step_s_per_token": ss,
+            "speedup_fast": so / sf, "speedup_step": so / ss, "worst_rel_err": worst, "gflops": rate, "matmul_gflops": mm})
+        );
     }
     Ok(())
 }

@@ -185,9 +185,12 @@ fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
     }
     let mut out = vec![];
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1);
+        let bad = || {
+            format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1)
+        };
         if let Some((a, b)) = part.split_once('-') {
-            let (a, b): (usize, usize) = (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+            let (a, b): (usize, usize) =
+                (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
             out.extend(a..=b);
         } else {
             out.push(part.parse().with_context(bad)?);
@@ -212,23 +215,37 @@ fn parse_projections(s: &str) -> Result<Vec<Proj>> {
 
 /// Prompts of a benchmark file: JSONL lines or a JSON array, field question/problem/prompt.
 fn read_bench_prompts(path: &Path, n: usize) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     let rows: Vec<Value> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not valid JSON", path.display()))?
     } else {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1)))
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
+            })
             .collect::<Result<_>>()?
     };
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let mut out = vec![];
     for (i, r) in rows.iter().take(n).enumerate() {
         let p = ["question", "problem", "prompt"]
             .iter()
             .find_map(|k| r.get(*k).and_then(|v| v.as_str()))
-            .with_context(|| format!("{}: record {} has no \"question\", \"problem\" or \"prompt\" field", path.display(), i + 1))?;
+            .with_context(|| {
+                format!(
+                    "{}: record {} has no \"question\", \"problem\" or \"prompt\" field",
+                    path.display(),
+                    i + 1
+                )
+            })?;
         out.push((format!("{stem}-{i}"), p.to_string()));
     }
     if out.is_empty() {
@@ -289,7 +306,11 @@ fn run_probe(a: RunArgs) -> Result<()> {
             .collect()
     } else {
         let prompts: Vec<(String, String)> = if a.demo {
-            DEMO_PROMPTS.iter().enumerate().map(|(i, p)| (format!("demo-{i}"), p.to_string())).collect()
+            DEMO_PROMPTS
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("demo-{i}"), p.to_string()))
+                .collect()
         } else {
             read_bench_prompts(a.data.as_ref().unwrap(), a.n_prompts)?
         };
@@ -298,12 +319,16 @@ fn run_probe(a: RunArgs) -> Result<()> {
     let mut seen = HashSet::new();
     for it in &items {
         if !seen.insert(it.id.clone()) {
-            bail!("duplicate id \"{}\" in the input; ids must be unique to resume a run", it.id);
+            bail!(
+                "duplicate id \"{}\" in the input; ids must be unique to resume a run",
+                it.id
+            );
         }
     }
 
     // Resume: completed responses are appended to a checkpoint file as they finish.
-    std::fs::create_dir_all(&a.out).with_context(|| format!("{}: cannot create", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("{}: cannot create", a.out.display()))?;
     let ckpt = a.out.join("responses.partial.jsonl");
     let ckpt_opts = a.out.join("options.partial.json");
     let run_key = json!({"model": a.model, "options": opts});
@@ -325,18 +350,37 @@ fn run_probe(a: RunArgs) -> Result<()> {
         for (i, l) in std::fs::read_to_string(&ckpt)?.lines().enumerate() {
             match serde_json::from_str::<Value>(l) {
                 Ok(v) => done.push(v),
-                Err(_) => tracing::warn!("{}:{}: incomplete line dropped (interrupted write)", ckpt.display(), i + 1),
+                Err(_) => tracing::warn!(
+                    "{}:{}: incomplete line dropped (interrupted write)",
+                    ckpt.display(),
+                    i + 1
+                ),
             }
         }
         eprintln!("resuming: {} responses already done", done.len());
     }
-    write_atomic(&ckpt_opts, serde_json::to_string_pretty(&run_key)?.as_bytes())?;
-    let done_ids: HashSet<String> = done.iter().filter_map(|v| v["id"].as_str().map(String::from)).collect();
+    write_atomic(
+        &ckpt_opts,
+        serde_json::to_string_pretty(&run_key)?.as_bytes(),
+    )?;
+    let done_ids: HashSet<String> = done
+        .iter()
+        .filter_map(|v| v["id"].as_str().map(String::from))
+        .collect();
     // Rewrite the checkpoint without any torn line, then append.
-    write_atomic(&ckpt, done.iter().map(|v| format!("{v}\n")).collect::<String>().as_bytes())?;
+    write_atomic(
+        &ckpt,
+        done.iter()
+            .map(|v| format!("{v}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    )?;
     let mut ck = std::fs::OpenOptions::new().append(true).open(&ckpt)?;
 
-    let todo: Vec<&Item> = items.iter().filter(|it| !done_ids.contains(&it.id)).collect();
+    let todo: Vec<&Item> = items
+        .iter()
+        .filter(|it| !done_ids.contains(&it.id))
+        .collect();
     let pb = progress(todo.len() as u64, "responses");
     for it in todo {
         let rec = probe_one(&m, tok, it, &a, &opts)?;
@@ -348,15 +392,33 @@ fn run_probe(a: RunArgs) -> Result<()> {
     pb.finish_and_clear();
 
     // Keep input order in the final file.
-    let order: std::collections::HashMap<&str, usize> = items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();
+    let order: std::collections::HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.id.as_str(), i))
+        .collect();
     done.retain(|v| v["id"].as_str().is_some_and(|id| order.contains_key(id)));
     done.sort_by_key(|v| order[v["id"].as_str().unwrap()]);
-    let summary = summarize(&done, &a, &opts, &matrices, m.model.cfg.num_layers, t_start.elapsed().as_secs_f64())?;
+    let summary = summarize(
+        &done,
+        &a,
+        &opts,
+        &matrices,
+        m.model.cfg.num_layers,
+        t_start.elapsed().as_secs_f64(),
+    )?;
     write_atomic(
         &a.out.join("responses.jsonl"),
-        done.iter().filter(|v| v.get("skipped").is_none()).map(|v| format!("{v}\n")).collect::<String>().as_bytes(),
+        done.iter()
+            .filter(|v| v.get("skipped").is_none())
+            .map(|v| format!("{v}\n"))
+            .collect::<String>()
+            .as_bytes(),
     )?;
-    write_atomic(&a.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_atomic(
+        &a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     plots(&a.out, &done, &summary, &opts)?;
     let _ = std::fs::remove_file(&ckpt);
     let _ = std::fs::remove_file(&ckpt_opts);
@@ -364,7 +426,11 @@ fn run_probe(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn generate_responses(m: &egi_model::LoadedModel, a: &RunArgs, prompts: Vec<(String, String)>) -> Result<Vec<Item>> {
+fn generate_responses(
+    m: &egi_model::LoadedModel,
+    a: &RunArgs,
+    prompts: Vec<(String, String)>,
+) -> Result<Vec<Item>> {
     let tok = m.tokenizer()?;
     let max_new = a.max_new_tokens.unwrap_or(if a.demo { 80 } else { 160 });
     let reqs: Vec<Request> = prompts
@@ -393,9 +459,15 @@ fn generate_responses(m: &egi_model::LoadedModel, a: &RunArgs, prompts: Vec<(Str
     let mut out = vec![];
     // Batches of 8 prompts keep the left padding small.
     for (chunk_r, chunk_p) in reqs.chunks(8).zip(prompts.chunks(8)) {
-        let c = generate_with_progress(&m.model, tok, &m.eos_ids(), chunk_r, &mut |n| pb.inc(n as u64))?;
+        let c = generate_with_progress(&m.model, tok, &m.eos_ids(), chunk_r, &mut |n| {
+            pb.inc(n as u64)
+        })?;
         for (comp, (id, p)) in c.into_iter().zip(chunk_p) {
-            out.push(Item { id: id.clone(), prompt: p.clone(), response: comp.text.trim_end().to_string() });
+            out.push(Item {
+                id: id.clone(),
+                prompt: p.clone(),
+                response: comp.text.trim_end().to_string(),
+            });
         }
     }
     pb.finish_and_clear();
@@ -403,7 +475,13 @@ fn generate_responses(m: &egi_model::LoadedModel, a: &RunArgs, prompts: Vec<(Str
 }
 
 /// One response's JSON record, or a `skipped` record with the reason.
-fn probe_one(m: &egi_model::LoadedModel, tok: &egi_model::Tokenizer, it: &Item, a: &RunArgs, opts: &ProbeOptions) -> Result<Value> {
+fn probe_one(
+    m: &egi_model::LoadedModel,
+    tok: &egi_model::Tokenizer,
+    it: &Item,
+    a: &RunArgs,
+    opts: &ProbeOptions,
+) -> Result<Value> {
     let skip = |why: String| json!({"id": it.id, "skipped": why});
     if it.response.trim().is_empty() {
         return Ok(skip("empty response".into()));
@@ -414,10 +492,20 @@ fn probe_one(m: &egi_model::LoadedModel, tok: &egi_model::Tokenizer, it: &Item, 
     };
     let ctx = m.model.cfg.max_position_embeddings.min(a.max_tokens);
     if enc.ids.len() > ctx {
-        return Ok(skip(format!("{} tokens, longer than the limit of {ctx}", enc.ids.len())));
+        return Ok(skip(format!(
+            "{} tokens, longer than the limit of {ctx}",
+            enc.ids.len()
+        )));
     }
-    let fp = fingerprint(&m.model, &enc.ids, enc.n_prompt, &enc.char_starts, &it.response, opts)
-        .with_context(|| format!("response {}", it.id))?;
+    let fp = fingerprint(
+        &m.model,
+        &enc.ids,
+        enc.n_prompt,
+        &enc.char_starts,
+        &it.response,
+        opts,
+    )
+    .with_context(|| format!("response {}", it.id))?;
     let tokens: Vec<Value> = fp
         .tokens
         .iter()
@@ -488,9 +576,20 @@ fn ci_json(values: &[f64], n_boot: usize) -> Value {
     })
 }
 
-fn summarize(done: &[Value], a: &RunArgs, opts: &ProbeOptions, matrices: &[(usize, Proj)], n_layers: usize, wall: f64) -> Result<Value> {
+fn summarize(
+    done: &[Value],
+    a: &RunArgs,
+    opts: &ProbeOptions,
+    matrices: &[(usize, Proj)],
+    n_layers: usize,
+    wall: f64,
+) -> Result<Value> {
     let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
-    let skipped: Vec<Value> = done.iter().filter(|v| v.get("skipped").is_some()).cloned().collect();
+    let skipped: Vec<Value> = done
+        .iter()
+        .filter(|v| v.get("skipped").is_some())
+        .cloned()
+        .collect();
     let rho = |key: &str| -> Vec<f64> { ok.iter().filter_map(|v| v[key].as_f64()).collect() };
     let (rt, rs) = (rho("rho_token"), rho("rho_step"));
     let mut ent = vec![];
@@ -508,16 +607,34 @@ fn summarize(done: &[Value], a: &RunArgs, opts: &ProbeOptions, matrices: &[(usiz
     let mut grid = vec![vec![None::<(f64, f64)>; 4]; n_layers];
     for v in &ok {
         let w = v["n_tokens"].as_f64().unwrap_or(0.0);
-        for (i, x) in v["matrix_mean"].as_array().into_iter().flatten().enumerate() {
+        for (i, x) in v["matrix_mean"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let (l, p) = matrices[i];
             let e = grid[l][p.index()].get_or_insert((0.0, 0.0));
             e.0 += w * x.as_f64().unwrap_or(0.0);
             e.1 += w;
         }
     }
-    let grid: Vec<Vec<Option<f64>>> = grid.iter().map(|r| r.iter().map(|c| c.map(|(s, w)| s / w.max(1e-300))).collect()).collect();
-    let n_tok: usize = ok.iter().map(|v| v["n_tokens"].as_u64().unwrap_or(0) as usize).sum();
-    let probe_secs: f64 = ok.iter().map(|v| v["seconds"].as_f64().unwrap_or(0.0)).sum();
+    let grid: Vec<Vec<Option<f64>>> = grid
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| c.map(|(s, w)| s / w.max(1e-300)))
+                .collect()
+        })
+        .collect();
+    let n_tok: usize = ok
+        .iter()
+        .map(|v| v["n_tokens"].as_u64().unwrap_or(0) as usize)
+        .sum();
+    let probe_secs: f64 = ok
+        .iter()
+        .map(|v| v["seconds"].as_f64().unwrap_or(0.0))
+        .sum();
     let primary = match opts.granularity {
         Granularity::Token => &rt,
         Granularity::Step => &rs,
@@ -565,7 +682,13 @@ fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Re
     }
     let model = summary["model"].as_str().unwrap_or("");
     if !ent.is_empty() {
-        egi_report::plot::scatter_entropy_influence(&out.join("scatter"), &ent, &inf, summary["pooled_rho_token"].as_f64(), &format!("{model}: entropy vs gradient influence (all tokens)"))?;
+        egi_report::plot::scatter_entropy_influence(
+            &out.join("scatter"),
+            &ent,
+            &inf,
+            summary["pooled_rho_token"].as_f64(),
+            &format!("{model}: entropy vs gradient influence (all tokens)"),
+        )?;
     } else {
         // Step-sum mode has no token influences: plot steps.
         let mut se = vec![];
@@ -577,23 +700,60 @@ fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Re
             }
         }
         let rho = egi_probe::fingerprint::correlate(opts.correlation, &se, &si);
-        egi_report::plot::scatter_entropy_influence(&out.join("scatter"), &se, &si, rho, &format!("{model}: entropy vs gradient influence (steps)"))?;
+        egi_report::plot::scatter_entropy_influence(
+            &out.join("scatter"),
+            &se,
+            &si,
+            rho,
+            &format!("{model}: entropy vs gradient influence (steps)"),
+        )?;
     }
-    let key = if opts.granularity == Granularity::Token { "rho_token" } else { "rho_step" };
+    let key = if opts.granularity == Granularity::Token {
+        "rho_token"
+    } else {
+        "rho_step"
+    };
     let rhos: Vec<f64> = ok.iter().filter_map(|v| v[key].as_f64()).collect();
-    egi_report::plot::histogram(&out.join("rho_hist"), &rhos, &format!("per-response {key}"), &format!("{model}: per-response {key}"), summary[key]["mean"].as_f64())?;
+    egi_report::plot::histogram(
+        &out.join("rho_hist"),
+        &rhos,
+        &format!("per-response {key}"),
+        &format!("{model}: per-response {key}"),
+        summary[key]["mean"].as_f64(),
+    )?;
     let grid: Vec<Vec<f64>> = summary["matrix_mean"]["values"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| r.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+        .map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect();
-    egi_report::plot::heatmap(&out.join("heatmap"), &grid, "layer", &["q", "k", "v", "o"], &format!("{model}: mean gradient norm per matrix"))?;
+    egi_report::plot::heatmap(
+        &out.join("heatmap"),
+        &grid,
+        "layer",
+        &["q", "k", "v", "o"],
+        &format!("{model}: mean gradient norm per matrix"),
+    )?;
     // One response along its tokens: the longest.
-    if let Some(v) = ok.iter().max_by_key(|v| v["n_tokens"].as_u64().unwrap_or(0)) {
+    if let Some(v) = ok
+        .iter()
+        .max_by_key(|v| v["n_tokens"].as_u64().unwrap_or(0))
+    {
         let toks = v["tokens"].as_array().cloned().unwrap_or_default();
-        let e: Vec<f64> = toks.iter().map(|t| t["entropy"].as_f64().unwrap_or(f64::NAN)).collect();
-        let i: Vec<f64> = toks.iter().map(|t| t["influence"].as_f64().unwrap_or(f64::NAN)).collect();
+        let e: Vec<f64> = toks
+            .iter()
+            .map(|t| t["entropy"].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        let i: Vec<f64> = toks
+            .iter()
+            .map(|t| t["influence"].as_f64().unwrap_or(f64::NAN))
+            .collect();
         let mut starts = vec![];
         let mut last = None;
         for (k, t) in toks.iter().enumerate() {
@@ -603,17 +763,30 @@ fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Re
                 last = s;
             }
         }
-        egi_report::plot::along_response(&out.join("response"), &e, &i, &starts, &format!("response {}: entropy and influence per token", v["id"].as_str().unwrap_or("")))?;
+        egi_report::plot::along_response(
+            &out.join("response"),
+            &e,
+            &i,
+            &starts,
+            &format!(
+                "response {}: entropy and influence per token",
+                v["id"].as_str().unwrap_or("")
+            ),
+        )?;
     }
     Ok(())
 }
 
 fn fmt(x: Option<f64>) -> String {
-    x.map(|v| format!("{v:+.3}")).unwrap_or_else(|| "  n/a".into())
+    x.map(|v| format!("{v:+.3}"))
+        .unwrap_or_else(|| "  n/a".into())
 }
 
 fn print_table(done: &[Value], s: &Value, out: &Path) {
-    println!("{:<14} {:>7} {:>6} {:>10} {:>10}", "id", "tokens", "steps", "rho_token", "rho_step");
+    println!(
+        "{:<14} {:>7} {:>6} {:>10} {:>10}",
+        "id", "tokens", "steps", "rho_token", "rho_step"
+    );
     for v in done {
         if let Some(why) = v["skipped"].as_str() {
             println!("{:<14} skipped: {why}", v["id"].as_str().unwrap_or(""));
@@ -630,11 +803,35 @@ fn print_table(done: &[Value], s: &Value, out: &Path) {
     }
     for key in ["rho_token", "rho_step"] {
         let r = &s[key];
-        let ci = r["mean_ci95"].as_array().map(|c| format!("[{:+.3}, {:+.3}]", c[0].as_f64().unwrap_or(0.0), c[1].as_f64().unwrap_or(0.0))).unwrap_or_else(|| "n/a".into());
-        println!("mean {key}: {} (95% CI {ci}), {} responses, fraction < 0: {}", fmt(r["mean"].as_f64()), r["n"], r["frac_negative"].as_f64().map(|f| format!("{f:.2}")).unwrap_or("n/a".into()));
+        let ci = r["mean_ci95"]
+            .as_array()
+            .map(|c| {
+                format!(
+                    "[{:+.3}, {:+.3}]",
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(0.0)
+                )
+            })
+            .unwrap_or_else(|| "n/a".into());
+        println!(
+            "mean {key}: {} (95% CI {ci}), {} responses, fraction < 0: {}",
+            fmt(r["mean"].as_f64()),
+            r["n"],
+            r["frac_negative"]
+                .as_f64()
+                .map(|f| format!("{f:.2}"))
+                .unwrap_or("n/a".into())
+        );
     }
-    println!("pooled token-level rho: {}", fmt(s["pooled_rho_token"].as_f64()));
-    println!("verdict ({}): {}", s["granularity"].as_str().unwrap_or(""), s["verdict"].as_str().unwrap_or(""));
+    println!(
+        "pooled token-level rho: {}",
+        fmt(s["pooled_rho_token"].as_f64())
+    );
+    println!(
+        "verdict ({}): {}",
+        s["granularity"].as_str().unwrap_or(""),
+        s["verdict"].as_str().unwrap_or("")
+    );
     println!(
         "{} tokens, {:.3} s per token; wrote {}/responses.jsonl, summary.json and plots (scatter, rho_hist, heatmap, response).svg/.png",
         s["tokens"],
@@ -652,35 +849,79 @@ fn compare(c: CompareArgs) -> Result<()> {
     let mut runs = vec![];
     for d in &c.dirs {
         let sp = d.join("summary.json");
-        let summary: Value = serde_json::from_str(&std::fs::read_to_string(&sp).with_context(|| format!("{}: cannot read (is this a fingerprint output directory?)", sp.display()))?)
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(&sp).with_context(|| {
+                format!(
+                    "{}: cannot read (is this a fingerprint output directory?)",
+                    sp.display()
+                )
+            })?)
             .with_context(|| format!("{}: not valid JSON", sp.display()))?;
         let rp = d.join("responses.jsonl");
         let mut rho = std::collections::BTreeMap::new();
-        for (i, l) in std::fs::read_to_string(&rp).with_context(|| format!("{}: cannot read", rp.display()))?.lines().enumerate() {
-            let v: Value = serde_json::from_str(l).with_context(|| format!("{}:{}: not valid JSON", rp.display(), i + 1))?;
-            let text = format!("{}\u{0}{}", v["prompt"].as_str().unwrap_or(""), v["response"].as_str().unwrap_or(""));
-            rho.insert(v["id"].as_str().unwrap_or("").to_string(), (v["rho_token"].as_f64(), v["rho_step"].as_f64(), text));
+        for (i, l) in std::fs::read_to_string(&rp)
+            .with_context(|| format!("{}: cannot read", rp.display()))?
+            .lines()
+            .enumerate()
+        {
+            let v: Value = serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not valid JSON", rp.display(), i + 1))?;
+            let text = format!(
+                "{}\u{0}{}",
+                v["prompt"].as_str().unwrap_or(""),
+                v["response"].as_str().unwrap_or("")
+            );
+            rho.insert(
+                v["id"].as_str().unwrap_or("").to_string(),
+                (v["rho_token"].as_f64(), v["rho_step"].as_f64(), text),
+            );
         }
-        runs.push(Run { dir: d.clone(), summary, rho });
+        runs.push(Run {
+            dir: d.clone(),
+            summary,
+            rho,
+        });
     }
     let mut rows = vec![];
     let mut table = vec![];
-    println!("{:<28} {:>5} {:>26} {:>26}", "run", "n", "mean rho_token [95% CI]", "mean rho_step [95% CI]");
+    println!(
+        "{:<28} {:>5} {:>26} {:>26}",
+        "run", "n", "mean rho_token [95% CI]", "mean rho_step [95% CI]"
+    );
     for r in &runs {
         let cell = |k: &str| {
             let s = &r.summary[k];
             match (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
-                (Some(m), Some(ci)) => format!("{m:+.3} [{:+.3}, {:+.3}]", ci[0].as_f64().unwrap_or(0.0), ci[1].as_f64().unwrap_or(0.0)),
+                (Some(m), Some(ci)) => format!(
+                    "{m:+.3} [{:+.3}, {:+.3}]",
+                    ci[0].as_f64().unwrap_or(0.0),
+                    ci[1].as_f64().unwrap_or(0.0)
+                ),
                 (Some(m), None) => format!("{m:+.3}"),
                 _ => "n/a".into(),
             }
         };
         let label = r.dir.display().to_string();
-        println!("{:<28} {:>5} {:>26} {:>26}", label, r.summary["responses"], cell("rho_token"), cell("rho_step"));
-        let key = if r.summary["granularity"] == "token" { "rho_token" } else { "rho_step" };
+        println!(
+            "{:<28} {:>5} {:>26} {:>26}",
+            label,
+            r.summary["responses"],
+            cell("rho_token"),
+            cell("rho_step")
+        );
+        let key = if r.summary["granularity"] == "token" {
+            "rho_token"
+        } else {
+            "rho_step"
+        };
         let s = &r.summary[key];
         if let (Some(m), Some(ci)) = (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
-            rows.push((format!("{label} ({key})"), m, ci[0].as_f64().unwrap_or(m), ci[1].as_f64().unwrap_or(m)));
+            rows.push((
+                format!("{label} ({key})"),
+                m,
+                ci[0].as_f64().unwrap_or(m),
+                ci[1].as_f64().unwrap_or(m),
+            ));
         }
         table.push(json!({"dir": r.dir, "model": r.summary["model"], "responses": r.summary["responses"], "rho_token": r.summary["rho_token"], "rho_step": r.summary["rho_step"], "verdict": r.summary["verdict"]}));
     }
@@ -711,9 +952,21 @@ fn compare(c: CompareArgs) -> Result<()> {
             tests.push(json!({"run": r.dir, "baseline": base.dir, "measure": key, "pairs": a.len(), "mean_difference": diff, "p_value": p}));
         }
     }
-    std::fs::create_dir_all(&c.out).with_context(|| format!("{}: cannot create", c.out.display()))?;
-    write_atomic(&c.out.join("compare.json"), serde_json::to_string_pretty(&json!({"runs": table, "paired_tests": tests}))?.as_bytes())?;
-    egi_report::plot::compare_intervals(&c.out.join("compare"), &rows, "mean rho (95% CI)", "fingerprint comparison")?;
-    println!("wrote {}/compare.json and compare.svg/.png", c.out.display());
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("{}: cannot create", c.out.display()))?;
+    write_atomic(
+        &c.out.join("compare.json"),
+        serde_json::to_string_pretty(&json!({"runs": table, "paired_tests": tests}))?.as_bytes(),
+    )?;
+    egi_report::plot::compare_intervals(
+        &c.out.join("compare"),
+        &rows,
+        "mean rho (95% CI)",
+        "fingerprint comparison",
+    )?;
+    println!(
+        "wrote {}/compare.json and compare.svg/.png",
+        c.out.display()
+    );
     Ok(())
 }

@@ -78,7 +78,10 @@ impl ProbeOptions {
             None => (0..n_layers).collect(),
         };
         if let Some(&bad) = layers.iter().find(|&&l| l >= n_layers) {
-            bail!("layer {bad} does not exist (the model has {n_layers} layers, 0..{})", n_layers - 1);
+            bail!(
+                "layer {bad} does not exist (the model has {n_layers} layers, 0..{})",
+                n_layers - 1
+            );
         }
         if self.projections.is_empty() || layers.is_empty() {
             bail!("no matrices selected: give at least one projection and one layer");
@@ -199,7 +202,11 @@ pub fn fingerprint(
         bail!("need at least one prompt token and one response token");
     }
     if char_starts.len() != ids.len() - n_prompt {
-        bail!("char_starts has {} entries for {} response tokens", char_starts.len(), ids.len() - n_prompt);
+        bail!(
+            "char_starts has {} entries for {} response tokens",
+            char_starts.len(),
+            ids.len() - n_prompt
+        );
     }
     let t0 = Instant::now();
     let matrices = opts.matrices(model.cfg.num_layers)?;
@@ -209,14 +216,23 @@ pub fn fingerprint(
 
     // Steps and the step of each token.
     let ranges = split_steps(response, &opts.step_delim);
-    let step_of = |c: usize| ranges.iter().position(|r| c >= r[0] && c < r[1]).unwrap_or(ranges.len().saturating_sub(1));
+    let step_of = |c: usize| {
+        ranges
+            .iter()
+            .position(|r| c >= r[0] && c < r[1])
+            .unwrap_or(ranges.len().saturating_sub(1))
+    };
     let tok_step: Vec<usize> = char_starts.iter().map(|&c| step_of(c)).collect();
 
     // Targets: one per token, or one per step (its tokens' scalars summed).
     let groups: Vec<Vec<usize>> = match opts.step_mode {
         StepMode::Mean => (0..n_resp).map(|i| vec![i]).collect(),
         StepMode::SumLogits => (0..ranges.len())
-            .map(|s| (0..n_resp).filter(|&i| tok_step[i] == s).collect::<Vec<_>>())
+            .map(|s| {
+                (0..n_resp)
+                    .filter(|&i| tok_step[i] == s)
+                    .collect::<Vec<_>>()
+            })
             .filter(|g| !g.is_empty())
             .collect(),
     };
@@ -226,7 +242,11 @@ pub fn fingerprint(
         .map(|&(l, p)| -> Result<InputSide> {
             let x = tape.input_of(l, p).to_dtype(DType::F64)?;
             let (r, c) = x.dims2()?;
-            Ok(InputSide::new(Dense::new(r, c, x.flatten_all()?.to_vec1()?)))
+            Ok(InputSide::new(Dense::new(
+                r,
+                c,
+                x.flatten_all()?.to_vec1()?,
+            )))
         })
         .collect::<Result<_>>()?;
     let mat_index = |l: usize, p: Proj| matrices.iter().position(|&m| m == (l, p));
@@ -234,7 +254,8 @@ pub fn fingerprint(
     let mut flops = 0f64;
     let (body, _) = model.cfg.n_params();
     for chunk_start in (0..groups.len()).step_by(opts.batch.max(1)) {
-        let chunk: Vec<usize> = (chunk_start..(chunk_start + opts.batch.max(1)).min(groups.len())).collect();
+        let chunk: Vec<usize> =
+            (chunk_start..(chunk_start + opts.batch.max(1)).min(groups.len())).collect();
         // Rows needed: up to the last target's predicting position.
         let rows = chunk
             .iter()
@@ -269,15 +290,16 @@ pub fn fingerprint(
                 // D D^T per target, [K, rows, rows] (in the model's dtype), then the small
                 // eigenproblems in parallel. D itself is only read when the large-side
                 // fallback needs it.
-                let dd: Vec<Vec<Vec<f64>>> =
-                    d.matmul(&d.t()?)?.to_dtype(DType::F64)?.to_vec3()?;
+                let dd: Vec<Vec<Vec<f64>>> = d.matmul(&d.t()?)?.to_dtype(DType::F64)?.to_vec3()?;
                 let inp = &inputs[m];
                 let out: Vec<f64> = (0..chunk.len())
                     .into_par_iter()
                     .map(|k| {
                         let n = lens[k];
-                        let ddk: Vec<f64> =
-                            dd[k][..n].iter().flat_map(|r| r[..n].iter().copied()).collect();
+                        let ddk: Vec<f64> = dd[k][..n]
+                            .iter()
+                            .flat_map(|r| r[..n].iter().copied())
+                            .collect();
                         let dk = if inp.needs_d(n, d.dim(2)?) {
                             let dk = d.get(k)?.narrow(0, 0, n)?.to_dtype(DType::F64)?;
                             Dense::new(n, d.dim(2)?, dk.flatten_all()?.to_vec1()?)
@@ -325,7 +347,15 @@ pub fn fingerprint(
         }
         let entropy = mean(&toks.iter().map(|t| t.entropy).collect::<Vec<_>>());
         let (influence, norms) = match opts.step_mode {
-            StepMode::Mean => (mean(&toks.iter().map(|t| t.influence.unwrap()).collect::<Vec<_>>()), None),
+            StepMode::Mean => (
+                mean(
+                    &toks
+                        .iter()
+                        .map(|t| t.influence.unwrap())
+                        .collect::<Vec<_>>(),
+                ),
+                None,
+            ),
             StepMode::SumLogits => {
                 let n = group_norms[gi].clone();
                 gi += 1;
@@ -344,7 +374,10 @@ pub fn fingerprint(
         StepMode::Mean => correlate(
             opts.correlation,
             &tokens.iter().map(|t| t.entropy).collect::<Vec<_>>(),
-            &tokens.iter().map(|t| t.influence.unwrap()).collect::<Vec<_>>(),
+            &tokens
+                .iter()
+                .map(|t| t.influence.unwrap())
+                .collect::<Vec<_>>(),
         ),
         StepMode::SumLogits => None,
     };

@@ -135,7 +135,9 @@ mod tests {
         let mut s = seed;
         let data = (0..rows * cols)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
             })
             .collect();
@@ -162,7 +164,10 @@ mod tests {
                 let g = direct(&d, &x, n);
                 let want = nuclear_dense(&g).unwrap();
                 let got = gradient_norm(&side, n, &dd, &d, Norm::Nuclear).unwrap();
-                assert!((got - want).abs() <= 1e-10 * want.max(1.0), "{t},{out},{inp},{n}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-10 * want.max(1.0),
+                    "{t},{out},{inp},{n}: {got} vs {want}"
+                );
                 let f = gradient_norm(&side, n, &dd, &d, Norm::Frobenius).unwrap();
                 assert!((f - frobenius_dense(&g)).abs() < 1e-10);
             }

@@ -36,7 +36,9 @@ pub fn gradient_norms(
         let s = match target {
             Target::Logit => z.get(id as usize)?,
             Target::Logprob => candle_nn::ops::log_softmax(&z, D::Minus1)?.get(id as usize)?,
-            Target::Nll => candle_nn::ops::log_softmax(&z, D::Minus1)?.get(id as usize)?.neg()?,
+            Target::Nll => candle_nn::ops::log_softmax(&z, D::Minus1)?
+                .get(id as usize)?
+                .neg()?,
         };
         total = Some(match total {
             None => s,
@@ -47,8 +49,14 @@ pub fn gradient_norms(
     names
         .iter()
         .map(|n| {
-            let var = m.param(n).and_then(|p| p.var.clone()).context("weight not found")?;
-            let g = grads.get(&var).context("no gradient")?.to_dtype(DType::F64)?;
+            let var = m
+                .param(n)
+                .and_then(|p| p.var.clone())
+                .context("weight not found")?;
+            let g = grads
+                .get(&var)
+                .context("no gradient")?
+                .to_dtype(DType::F64)?;
             let v: Vec<Vec<f64>> = g.to_vec2()?;
             let gm = Mat::<f64>::from_fn(v.len(), v[0].len(), |i, j| v[i][j]);
             Ok(match norm {

@@ -285,14 +285,14 @@ impl Tape {
             let dg = d_act.broadcast_mul(&(u * dsilu)?)?;
             let du = d_act.broadcast_mul(&silu)?;
             let dm = (lin_bwd(&dg, w.gate)? + lin_bwd(&du, w.up)?)?;
-            let dh2 = (&dh
-                + rms_norm_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
+            let dh2 =
+                (&dh + rms_norm_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
             // o: h2 = h + ctx Wo^T, so D_o = dh2.
             if want(l, Proj::O) {
                 visit(l, Proj::O, &dh2)?;
             }
             let dctx = lin_bwd(&dh2, w.o)?; // [K, P, nh*hd]
-            // Attention, heads grouped by the kv head they share: [K, nkv, n_rep*P, hd].
+                                            // Attention, heads grouped by the kv head they share: [K, nkv, n_rep*P, hd].
             let dctx_g = dctx
                 .reshape((k_n, p, nh, hd))?
                 .transpose(1, 2)?
@@ -310,7 +310,7 @@ impl Tape {
             // ctx = P v  ->  dP = dctx v^T, dv = P^T dctx (summed over the group).
             let dp = dctx_g.broadcast_matmul(&v.t()?)?; // [K, nkv, n_rep*P, P]
             let dv = probs_g.t()?.broadcast_matmul(&dctx_g)?; // [K, nkv, P, hd]
-            // softmax: dS = P (dP - sum(dP P)).
+                                                              // softmax: dS = P (dP - sum(dP P)).
             let pb = probs_g.unsqueeze(0)?;
             let inner = dp.broadcast_mul(&pb)?.sum_keepdim(D::Minus1)?;
             let ds = dp.broadcast_sub(&inner)?.broadcast_mul(&pb)?;
@@ -330,7 +330,10 @@ impl Tape {
             };
             let dq = dq.contiguous()?.reshape((k_n, p, nh * hd))?;
             let dk = dk.contiguous()?.reshape((k_n, p, nkv * hd))?;
-            let dv = dv.transpose(1, 2)?.contiguous()?.reshape((k_n, p, nkv * hd))?;
+            let dv = dv
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((k_n, p, nkv * hd))?;
             for (proj, d) in [(Proj::Q, &dq), (Proj::K, &dk), (Proj::V, &dv)] {
                 if want(l, proj) {
                     visit(l, proj, d)?;
@@ -359,7 +362,9 @@ impl Tape {
     /// probability-weighted mean row), or of its negative log-likelihood.
     pub fn seed(&self, model: &Transformer, row: usize, id: u32, target: Target) -> Result<Tensor> {
         let e = model.lm_head_weight();
-        let ey = e.get(id as usize).context("token id outside the vocabulary")?;
+        let ey = e
+            .get(id as usize)
+            .context("token id outside the vocabulary")?;
         Ok(match target {
             Target::Logit => ey,
             Target::Logprob | Target::Nll => {

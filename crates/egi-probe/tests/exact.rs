@@ -18,19 +18,39 @@ fn tape_forward_equals_model_forward() {
     for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
         let m = tiny_random(arch, DType::F64, 4).unwrap();
         let tape = Tape::record(&m, &IDS).unwrap();
-        let x = Tensor::new(&IDS, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let x = Tensor::new(&IDS, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let want = m.forward(&x).unwrap().squeeze(0).unwrap();
-        let d: f64 = (tape.logits.clone() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let d: f64 = (tape.logits.clone() - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!(d < 1e-11, "{arch:?}: {d}");
     }
 }
 
 fn check_against_oracle(arch: Arch, target: Target, norm: Norm, mode: StepMode, batch: usize) {
     let m = tiny_random(arch, DType::F64, 21).unwrap();
-    let opts = ProbeOptions { target, norm, step_mode: mode, batch, step_delim: "|".into(), ..Default::default() };
+    let opts = ProbeOptions {
+        target,
+        norm,
+        step_mode: mode,
+        batch,
+        step_delim: "|".into(),
+        ..Default::default()
+    };
     // Response text with '|' step delimiters; one character per token.
     let resp: String = "ab|cde|fg|h".chars().take(IDS.len() - N_PROMPT).collect();
-    let resp = format!("{resp}{}", "x".repeat(IDS.len() - N_PROMPT - resp.chars().count()));
+    let resp = format!(
+        "{resp}{}",
+        "x".repeat(IDS.len() - N_PROMPT - resp.chars().count())
+    );
     let starts: Vec<usize> = (0..IDS.len() - N_PROMPT).collect();
     let fp = fingerprint(&m, &IDS, N_PROMPT, &starts, &resp, &opts).unwrap();
     let matrices = opts.matrices(m.cfg.num_layers).unwrap();
@@ -38,17 +58,27 @@ fn check_against_oracle(arch: Arch, target: Target, norm: Norm, mode: StepMode, 
     match mode {
         StepMode::Mean => {
             for t in &fp.tokens {
-                let want = gradient_norms(&m, &IDS, &[(t.pos, t.id)], &matrices, target, norm).unwrap();
+                let want =
+                    gradient_norms(&m, &IDS, &[(t.pos, t.id)], &matrices, target, norm).unwrap();
                 for (a, b) in t.norms.as_ref().unwrap().iter().zip(&want) {
                     let rel = (a - b).abs() / b.abs().max(1e-12);
                     worst = worst.max(rel);
-                    assert!(rel <= 1e-5, "{arch:?} {target:?} {norm:?} pos {}: fast {a} oracle {b}", t.pos);
+                    assert!(
+                        rel <= 1e-5,
+                        "{arch:?} {target:?} {norm:?} pos {}: fast {a} oracle {b}",
+                        t.pos
+                    );
                 }
             }
         }
         StepMode::SumLogits => {
             for (s, st) in fp.steps.iter().enumerate() {
-                let targets: Vec<(usize, u32)> = fp.tokens.iter().filter(|t| t.step == s).map(|t| (t.pos, t.id)).collect();
+                let targets: Vec<(usize, u32)> = fp
+                    .tokens
+                    .iter()
+                    .filter(|t| t.step == s)
+                    .map(|t| (t.pos, t.id))
+                    .collect();
                 let want = gradient_norms(&m, &IDS, &targets, &matrices, target, norm).unwrap();
                 for (a, b) in st.norms.as_ref().unwrap().iter().zip(&want) {
                     let rel = (a - b).abs() / b.abs().max(1e-12);
@@ -64,25 +94,53 @@ fn check_against_oracle(arch: Arch, target: Target, norm: Norm, mode: StepMode, 
 #[test]
 fn fast_equals_oracle_llama() {
     check_against_oracle(Arch::Llama, Target::Logit, Norm::Nuclear, StepMode::Mean, 3);
-    check_against_oracle(Arch::Llama, Target::Logprob, Norm::Frobenius, StepMode::Mean, 4);
+    check_against_oracle(
+        Arch::Llama,
+        Target::Logprob,
+        Norm::Frobenius,
+        StepMode::Mean,
+        4,
+    );
 }
 
 #[test]
 fn fast_equals_oracle_qwen2() {
     check_against_oracle(Arch::Qwen2, Target::Logit, Norm::Nuclear, StepMode::Mean, 8);
-    check_against_oracle(Arch::Qwen2, Target::Nll, Norm::Nuclear, StepMode::SumLogits, 2);
+    check_against_oracle(
+        Arch::Qwen2,
+        Target::Nll,
+        Norm::Nuclear,
+        StepMode::SumLogits,
+        2,
+    );
 }
 
 #[test]
 fn fast_equals_oracle_qwen3() {
-    check_against_oracle(Arch::Qwen3, Target::Logprob, Norm::Nuclear, StepMode::Mean, 5);
-    check_against_oracle(Arch::Qwen3, Target::Logit, Norm::Nuclear, StepMode::SumLogits, 1);
+    check_against_oracle(
+        Arch::Qwen3,
+        Target::Logprob,
+        Norm::Nuclear,
+        StepMode::Mean,
+        5,
+    );
+    check_against_oracle(
+        Arch::Qwen3,
+        Target::Logit,
+        Norm::Nuclear,
+        StepMode::SumLogits,
+        1,
+    );
 }
 
 #[test]
 fn subsets_of_matrices() {
     let m = tiny_random(Arch::Llama, DType::F64, 2).unwrap();
-    let opts = ProbeOptions { projections: vec![Proj::V, Proj::O], layers: Some(vec![1]), ..Default::default() };
+    let opts = ProbeOptions {
+        projections: vec![Proj::V, Proj::O],
+        layers: Some(vec![1]),
+        ..Default::default()
+    };
     let starts: Vec<usize> = (0..IDS.len() - N_PROMPT).collect();
     let resp = "x".repeat(IDS.len() - N_PROMPT);
     let fp = fingerprint(&m, &IDS, N_PROMPT, &starts, &resp, &opts).unwrap();
@@ -92,25 +150,53 @@ fn subsets_of_matrices() {
         let (a, b) = (a.norms.as_ref().unwrap(), b.norms.as_ref().unwrap());
         assert!((a[0] - b[6]).abs() < 1e-12 && (a[1] - b[7]).abs() < 1e-12);
     }
-    let bad = ProbeOptions { layers: Some(vec![7]), ..Default::default() };
-    let e = fingerprint(&m, &IDS, N_PROMPT, &starts, &resp, &bad).unwrap_err().to_string();
+    let bad = ProbeOptions {
+        layers: Some(vec![7]),
+        ..Default::default()
+    };
+    let e = fingerprint(&m, &IDS, N_PROMPT, &starts, &resp, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("layer 7"), "{e}");
 }
 
 #[test]
 fn tiny_checkpoints_match_pytorch_nuclear_norms() {
     for name in ["llama", "llama3-rope-scaling", "qwen2", "qwen3"] {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny").join(name);
-        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/reference/tiny")
+            .join(name);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+                .unwrap();
         let m = egi_model::load(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
-        let ids: Vec<u32> = r["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let ids: Vec<u32> = r["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
         let n_prompt = r["n_prompt"].as_u64().unwrap() as usize;
         let starts: Vec<usize> = (0..ids.len() - n_prompt).collect();
         let resp = "x".repeat(ids.len() - n_prompt);
-        let fp = fingerprint(&m.model, &ids, n_prompt, &starts, &resp, &ProbeOptions::default()).unwrap();
+        let fp = fingerprint(
+            &m.model,
+            &ids,
+            n_prompt,
+            &starts,
+            &resp,
+            &ProbeOptions::default(),
+        )
+        .unwrap();
         let mut worst = 0f64;
         for (got, want) in fp.tokens.iter().zip(r["tokens"].as_array().unwrap()) {
-            for (a, b) in got.norms.as_ref().unwrap().iter().zip(want["nuclear"].as_array().unwrap()) {
+            for (a, b) in got
+                .norms
+                .as_ref()
+                .unwrap()
+                .iter()
+                .zip(want["nuclear"].as_array().unwrap())
+            {
                 let b = b.as_f64().unwrap();
                 worst = worst.max((a - b).abs() / b);
             }

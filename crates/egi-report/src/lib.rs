@@ -1,0 +1,13 @@
+//! Statistics and plots for egi reports: pure functions, no model dependencies.
+//!
+//! - [`stats`]: rank correlation (Spearman on average ranks), bootstrap confidence intervals,
+//!   paired and unpaired permutation tests, a binned-median trend line.
+//! - [`plot`]: the report figures, each written as `<stem>.svg` and `<stem>.png`.
+//!
+//! Plot text needs a TrueType/OpenType font at run time (see [`plot`]); without one the
+//! figures are still written, without text.
+
+pub mod plot;
+pub mod stats;
+
+pub use stats::Stat;
