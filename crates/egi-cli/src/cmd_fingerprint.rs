@@ -70,11 +70,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "default")]
     model: String,
     /// JSONL of {"id", "prompt", "response"}: the texts to fingerprint.
-    #[arg(long, required_unless_present_any = ["generate", "demo"])]
-    input: Option<PathBuf>,
-    /// Output directory: responses.jsonl, summary.json, plots (SVG and PNG).
     #[arg(long)]
-    out: PathBuf,
+    input: Option<PathBuf>,
+    /// Output directory: responses.jsonl, summary.json, plots (SVG and PNG). Required.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Use prompts as they are instead of the chat template.
     #[arg(long)]
     raw: bool,
@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// Discard an interrupted run in --out instead of resuming it.
     #[arg(long)]
     fresh: bool,
+    /// Stop after this many responses, as if interrupted (tests of resuming).
+    #[arg(long, hide = true)]
+    stop_after: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -286,6 +289,12 @@ fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
 
 fn run_probe(a: RunArgs) -> Result<()> {
     let t_start = Instant::now();
+    let Some(out_dir) = a.out.clone() else {
+        bail!("--out DIR is required (where responses.jsonl, summary.json and the plots go)");
+    };
+    if a.input.is_none() && !a.generate && !a.demo {
+        bail!("give the texts: --input FILE.jsonl, or --generate --data BENCH_FILE, or --demo");
+    }
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let opts = opts_from(&a, m.model.cfg.num_layers)?;
@@ -327,10 +336,10 @@ fn run_probe(a: RunArgs) -> Result<()> {
     }
 
     // Resume: completed responses are appended to a checkpoint file as they finish.
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("{}: cannot create", a.out.display()))?;
-    let ckpt = a.out.join("responses.partial.jsonl");
-    let ckpt_opts = a.out.join("options.partial.json");
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    let ckpt = out_dir.join("responses.partial.jsonl");
+    let ckpt_opts = out_dir.join("options.partial.json");
     let run_key = json!({"model": a.model, "options": opts});
     if a.fresh {
         let _ = std::fs::remove_file(&ckpt);
@@ -344,7 +353,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
         if prev != run_key {
             bail!(
                 "{}: an interrupted run with other options is here; rerun with --fresh to discard it, or use another --out",
-                a.out.display()
+                out_dir.display()
             );
         }
         for (i, l) in std::fs::read_to_string(&ckpt)?.lines().enumerate() {
@@ -382,7 +391,12 @@ fn run_probe(a: RunArgs) -> Result<()> {
         .filter(|it| !done_ids.contains(&it.id))
         .collect();
     let pb = progress(todo.len() as u64, "responses");
-    for it in todo {
+    for (k, it) in todo.into_iter().enumerate() {
+        if a.stop_after == Some(k) {
+            pb.finish_and_clear();
+            eprintln!("stopped after {k} responses; run the same command again to resume");
+            return Ok(());
+        }
         let rec = probe_one(&m, tok, it, &a, &opts)?;
         writeln!(ck, "{rec}")?;
         ck.flush()?;
@@ -408,7 +422,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
         t_start.elapsed().as_secs_f64(),
     )?;
     write_atomic(
-        &a.out.join("responses.jsonl"),
+        &out_dir.join("responses.jsonl"),
         done.iter()
             .filter(|v| v.get("skipped").is_none())
             .map(|v| format!("{v}\n"))
@@ -416,13 +430,13 @@ fn run_probe(a: RunArgs) -> Result<()> {
             .as_bytes(),
     )?;
     write_atomic(
-        &a.out.join("summary.json"),
+        &out_dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    plots(&a.out, &done, &summary, &opts)?;
+    plots(&out_dir, &done, &summary, &opts)?;
     let _ = std::fs::remove_file(&ckpt);
     let _ = std::fs::remove_file(&ckpt_opts);
-    print_table(&done, &summary, &a.out);
+    print_table(&done, &summary, &out_dir);
     Ok(())
 }
 
