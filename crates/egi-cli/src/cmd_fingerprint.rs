@@ -297,6 +297,12 @@ fn run_probe(a: RunArgs) -> Result<()> {
     }
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
+    if !a.raw && tok.chat_template.is_none() {
+        bail!(
+            "{}: this model has no chat template; pass --raw to use the prompts as they are",
+            m.source.path().display()
+        );
+    }
     let opts = opts_from(&a, m.model.cfg.num_layers)?;
     let matrices = opts.matrices(m.model.cfg.num_layers)?;
 
