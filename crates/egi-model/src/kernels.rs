@@ -78,6 +78,11 @@ pub fn small_matmul_t_multi(x: &Tensor, ws: &[&Tensor]) -> Result<Option<Vec<Vec
         .map(|&(i, o0, rows)| {
             let wv = wvs[i];
             let mut block = vec![0f32; rows * m];
+            if has_avx512() {
+                // SAFETY: the CPU supports AVX-512F.
+                unsafe { block_avx512(&wv[o0 * k..(o0 + rows) * k], xv, k, m, &mut block) };
+                return block;
+            }
             let mut j = 0;
             // Few input rows: four weight rows per pass instead, so that four independent FMA
             // chains hide the FMA latency (one chain per row keeps each row's summation order).
@@ -223,6 +228,92 @@ fn dot_any(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     dot_portable(a, b)
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn block_avx512(_: &[f32], _: &[f32], _: usize, _: usize, _: &mut [f32]) {
+    unreachable!()
+}
+
+/// AVX-512 path for a block of weight rows `w` ([rows, k]) against all `m` input rows,
+/// writing `block[j * m + r]`. Register tiles of 4 weight rows x 4 input rows (16
+/// accumulators of 16 lanes); every (weight row, input row) pair is summed the same way in
+/// every tile shape (one 16-lane accumulator over the row in order, lanes added in order, then
+/// the scalar tail), so a row's result does not depend on the batch it is decoded in.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_avx512(w: &[f32], x: &[f32], k: usize, m: usize, block: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let rows = w.len() / k;
+    let kk = k - k % 16;
+    let pw = w.as_ptr();
+    let px = x.as_ptr();
+    #[inline(always)]
+    unsafe fn finish(acc: __m512, pw: *const f32, px: *const f32, kk: usize, k: usize) -> f32 {
+        let mut lanes = [0f32; 16];
+        _mm512_storeu_ps(lanes.as_mut_ptr(), acc);
+        let mut t: f32 = lanes.iter().sum();
+        for i in kk..k {
+            t += *pw.add(i) * *px.add(i);
+        }
+        t
+    }
+    let mut j = 0;
+    while j < rows {
+        let wr = (rows - j).min(4);
+        let mut r = 0;
+        while r < m {
+            let xr = (m - r).min(4);
+            let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+            let mut i = 0;
+            if wr == 4 && xr == 4 {
+                while i < kk {
+                    let wv = [
+                        _mm512_loadu_ps(pw.add(j * k + i)),
+                        _mm512_loadu_ps(pw.add((j + 1) * k + i)),
+                        _mm512_loadu_ps(pw.add((j + 2) * k + i)),
+                        _mm512_loadu_ps(pw.add((j + 3) * k + i)),
+                    ];
+                    for (c, row) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_loadu_ps(px.add((r + c) * k + i));
+                        for (q, a) in row.iter_mut().enumerate() {
+                            *a = _mm512_fmadd_ps(wv[q], xv, *a);
+                        }
+                    }
+                    i += 16;
+                }
+            } else {
+                while i < kk {
+                    for (c, row) in acc.iter_mut().enumerate().take(xr) {
+                        let xv = _mm512_loadu_ps(px.add((r + c) * k + i));
+                        for (q, a) in row.iter_mut().enumerate().take(wr) {
+                            *a = _mm512_fmadd_ps(_mm512_loadu_ps(pw.add((j + q) * k + i)), xv, *a);
+                        }
+                    }
+                    i += 16;
+                }
+            }
+            for (c, row) in acc.iter().enumerate().take(xr) {
+                for (q, a) in row.iter().enumerate().take(wr) {
+                    block[(j + q) * m + r + c] =
+                        finish(*a, pw.add((j + q) * k), px.add((r + c) * k), kk, k);
+                }
+            }
+            r += xr;
+        }
+        j += wr;
+    }
 }
 
 fn has_avx2() -> bool {
