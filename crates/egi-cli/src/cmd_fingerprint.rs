@@ -584,6 +584,21 @@ fn probe_one(
     }))
 }
 
+/// (entropy, influence) of every token of every response that has per-token influences.
+fn token_points(ok: &[&Value]) -> (Vec<f64>, Vec<f64>) {
+    let mut ent = vec![];
+    let mut inf = vec![];
+    for v in ok {
+        for t in v["tokens"].as_array().into_iter().flatten() {
+            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
+                ent.push(e);
+                inf.push(i);
+            }
+        }
+    }
+    (ent, inf)
+}
+
 fn ci_json(values: &[f64], n_boot: usize) -> Value {
     let ci = |s| stats::bootstrap_ci(values, s, n_boot, 0.95, 0);
     json!({
@@ -612,16 +627,7 @@ fn summarize(
         .collect();
     let rho = |key: &str| -> Vec<f64> { ok.iter().filter_map(|v| v[key].as_f64()).collect() };
     let (rt, rs) = (rho("rho_token"), rho("rho_step"));
-    let mut ent = vec![];
-    let mut inf = vec![];
-    for v in &ok {
-        for t in v["tokens"].as_array().into_iter().flatten() {
-            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
-                ent.push(e);
-                inf.push(i);
-            }
-        }
-    }
+    let (ent, inf) = token_points(&ok);
     let pooled = egi_probe::fingerprint::correlate(opts.correlation, &ent, &inf);
     // Mean norm per (layer, projection), weighted by tokens.
     let mut grid = vec![vec![None::<(f64, f64)>; 4]; n_layers];
@@ -690,16 +696,7 @@ fn summarize(
 
 fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Result<()> {
     let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
-    let mut ent = vec![];
-    let mut inf = vec![];
-    for v in &ok {
-        for t in v["tokens"].as_array().into_iter().flatten() {
-            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
-                ent.push(e);
-                inf.push(i);
-            }
-        }
-    }
+    let (ent, inf) = token_points(&ok);
     let model = summary["model"].as_str().unwrap_or("");
     if !ent.is_empty() {
         egi_report::plot::scatter_entropy_influence(
