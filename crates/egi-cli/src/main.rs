@@ -2,6 +2,7 @@
 //! parses arguments, sets up logging and threads, and dispatches.
 
 mod bench;
+mod cmd_eval;
 mod cmd_fingerprint;
 mod cmd_generate;
 mod cmd_score;
@@ -39,6 +40,11 @@ enum Cmd {
     /// Entropy / gradient-influence fingerprint of responses (METHOD.md sections 1-2), or
     /// `egi fingerprint compare DIR...`.
     Fingerprint(cmd_fingerprint::Args),
+    /// Accuracy on a math benchmark: Pass@1, Pass@k, greedy accuracy with CIs; or
+    /// `egi eval compare DIR1 DIR2`.
+    Eval(cmd_eval::Args),
+    /// Check answers against gold answers with the math verifier.
+    Verify(cmd_eval::VerifyArgs),
     /// Sample completions of a prompt (batched, KV-cached).
     Generate(cmd_generate::Args),
     /// Per-token log-probabilities and entropies of given responses (teacher forcing).
@@ -73,6 +79,8 @@ fn main() {
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     let r = match cli.cmd {
         Cmd::Fingerprint(a) => cmd_fingerprint::run(a),
+        Cmd::Eval(a) => cmd_eval::run(a),
+        Cmd::Verify(a) => cmd_eval::verify_cmd(a),
         Cmd::Generate(a) => cmd_generate::run(a),
         Cmd::Score(a) => cmd_score::run(a),
         Cmd::Save(a) => common::save(a),

@@ -1,0 +1,478 @@
+//! `egi eval`: accuracy of a model on a math benchmark (Pass@1, unbiased Pass@k, greedy
+//! accuracy) with bootstrap CIs over problems; resumable per problem; `egi eval compare`.
+//! `egi verify`: the verifier on one pair or a JSONL file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use egi_eval::data::{bench_file, load_problems, Problem};
+use egi_eval::metrics::{estimate, pass_at_k};
+use egi_generate::{generate_with_progress, Request, SamplingParams};
+use egi_model::chat::ChatMessage;
+use egi_verify::{verify, Options};
+use serde_json::{json, Value};
+
+use crate::common::{progress, write_atomic};
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub sub: Option<EvalSub>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum EvalSub {
+    /// Paired comparison of two eval runs on the problems both solved (per-problem Pass@1,
+    /// sign-flip permutation test).
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// gsm8k, math500, aime24, amc23, aime25, or a JSONL/JSON file with problem/answer fields.
+    #[arg(long)]
+    bench: Option<String>,
+    /// Output directory: samples.jsonl, summary.json. Required.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder holding the named benchmarks.
+    #[arg(long, default_value = "../shared/data")]
+    data_dir: PathBuf,
+    /// Only the first N problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Samples per problem.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    /// Pass@k values to report (each k <= n), comma-separated.
+    #[arg(long, default_value = "1")]
+    k: String,
+    /// Greedy decoding (temperature 0, one sample per problem): greedy accuracy.
+    #[arg(long)]
+    greedy: bool,
+    #[arg(long, default_value_t = 0.6)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f64,
+    #[arg(long, default_value_t = 512)]
+    max_new_tokens: usize,
+    /// Prompt: boxed (ask for \boxed{}), plain, or a text containing {problem}.
+    #[arg(long, default_value = "boxed")]
+    template: String,
+    /// Do not wrap the prompt in the chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Sequences generated together.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    /// Only accept answers after a closing </think>.
+    #[arg(long)]
+    require_think_close: bool,
+    /// Discard an interrupted run in --out instead of resuming it.
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// Two eval output directories.
+    #[arg(required = true, num_args = 2)]
+    dirs: Vec<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    match a.sub {
+        Some(EvalSub::Compare(c)) => compare(c),
+        None => run_eval(a.run),
+    }
+}
+
+fn parse_ks(s: &str, n: usize) -> Result<Vec<usize>> {
+    let mut ks = vec![];
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let k: usize = p
+            .parse()
+            .with_context(|| format!("--k: \"{p}\" is not a number"))?;
+        if k == 0 || k > n {
+            bail!("--k {k}: needs 1 <= k <= n (--n {n})");
+        }
+        ks.push(k);
+    }
+    Ok(ks)
+}
+
+fn run_eval(a: RunArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let Some(out) = a.out.clone() else {
+        bail!("--out DIR is required (samples.jsonl and summary.json go there)");
+    };
+    let Some(bench) = a.bench.clone() else {
+        bail!("--bench is required: gsm8k, math500, aime24, amc23, aime25, or a file");
+    };
+    let n = if a.greedy { 1 } else { a.n.max(1) };
+    let ks = parse_ks(&a.k, n)?;
+    let file = bench_file(&bench, &a.data_dir)?;
+    let problems = load_problems(&file, a.limit)?;
+    egi_eval::prompt::render(&a.template, "x")?;
+    let m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?;
+    if !a.raw && tok.chat_template.is_none() {
+        bail!(
+            "{}: this model has no chat template; pass --raw",
+            m.source.path().display()
+        );
+    }
+    let vopts = Options {
+        require_think_close: a.require_think_close,
+        ..Options::default()
+    };
+    let temperature = if a.greedy { 0.0 } else { a.temperature };
+
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let ckpt = out.join("samples.partial.jsonl");
+    let ckpt_key = out.join("run.partial.json");
+    let key = json!({"model": a.model, "bench": bench, "n": n, "temperature": temperature, "top_p": a.top_p,
+        "max_new_tokens": a.max_new_tokens, "template": a.template, "raw": a.raw, "seed": a.seed,
+        "require_think_close": a.require_think_close});
+    if a.fresh {
+        let _ = std::fs::remove_file(&ckpt);
+    }
+    let mut rows: Vec<Value> = vec![];
+    if ckpt.exists() {
+        let prev: Value = std::fs::read_to_string(&ckpt_key)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        if prev != key {
+            bail!("{}: an interrupted run with other settings is here; rerun with --fresh or use another --out", out.display());
+        }
+        for l in std::fs::read_to_string(&ckpt)?.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(l) {
+                rows.push(v);
+            }
+        }
+    }
+    // A problem counts as done only with all n samples present.
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *per.entry(r["problem_id"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    let done: HashSet<String> = per
+        .into_iter()
+        .filter(|(_, c)| *c == n)
+        .map(|(k, _)| k)
+        .collect();
+    rows.retain(|r| done.contains(r["problem_id"].as_str().unwrap_or("")));
+    if !done.is_empty() {
+        eprintln!("resuming: {} problems already done", done.len());
+    }
+    write_atomic(&ckpt_key, serde_json::to_string_pretty(&key)?.as_bytes())?;
+    write_atomic(
+        &ckpt,
+        rows.iter()
+            .map(|v| format!("{v}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    )?;
+    let mut ck = std::fs::OpenOptions::new().append(true).open(&ckpt)?;
+
+    let todo: Vec<&Problem> = problems.iter().filter(|p| !done.contains(&p.id)).collect();
+    let per_batch = (a.batch / n).max(1);
+    let pb = progress(todo.len() as u64, "problems");
+    for chunk in todo.chunks(per_batch) {
+        let mut reqs = vec![];
+        for p in chunk.iter() {
+            let text = egi_eval::prompt::render(&a.template, &p.problem)?;
+            let text = if a.raw {
+                text
+            } else {
+                tok.apply_chat_template(&[ChatMessage::user(&text)], true)?
+            };
+            let ids = tok.encode(&text, a.raw)?;
+            for s in 0..n {
+                reqs.push(Request {
+                    prompt_ids: ids.clone(),
+                    params: SamplingParams {
+                        temperature,
+                        top_p: a.top_p,
+                        top_k: 0,
+                        max_new_tokens: a.max_new_tokens,
+                        stop: vec![],
+                        // Seeds per (problem, sample), independent of batching and resuming.
+                        seed: a
+                            .seed
+                            .wrapping_mul(1_000_003)
+                            .wrapping_add(fxhash(&p.id))
+                            .wrapping_add(s as u64),
+                    },
+                });
+            }
+        }
+        let comps = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |_| {})?;
+        let mut lines = String::new();
+        for (i, c) in comps.iter().enumerate() {
+            let p = chunk[i / n];
+            let v = verify(&c.text, &p.gold, &vopts);
+            let row = json!({
+                "problem_id": p.id, "sample": i % n, "gold": p.gold, "response": c.text,
+                "extracted": v.extracted.as_ref().map(|e| &e.text),
+                "extract_method": v.extracted.as_ref().map(|e| &e.method),
+                "verdict": v.status, "tokens": c.token_ids.len(), "finish_reason": c.finish_reason,
+            });
+            lines.push_str(&format!("{row}\n"));
+            rows.push(row);
+        }
+        ck.write_all(lines.as_bytes())?;
+        ck.flush()?;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+
+    // Summary in problem order.
+    let order: BTreeMap<&str, usize> = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            order
+                .get(r["problem_id"].as_str().unwrap_or(""))
+                .copied()
+                .unwrap_or(usize::MAX),
+            r["sample"].as_u64(),
+        )
+    });
+    let mut correct: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        let pid = r["problem_id"].as_str().unwrap_or("");
+        let e = correct.entry(pid).or_default();
+        if r["verdict"] == "correct" {
+            *e += 1;
+        }
+        *counts
+            .entry(r["verdict"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    let mut metrics = serde_json::Map::new();
+    let p1: Vec<f64> = problems
+        .iter()
+        .map(|p| correct.get(p.id.as_str()).copied().unwrap_or(0) as f64 / n as f64)
+        .collect();
+    metrics.insert("pass@1".into(), json!(estimate(&p1, a.bootstrap, 0)));
+    for &k in &ks {
+        let v: Vec<f64> = problems
+            .iter()
+            .map(|p| {
+                pass_at_k(n, correct.get(p.id.as_str()).copied().unwrap_or(0), k).unwrap_or(0.0)
+            })
+            .collect();
+        metrics.insert(format!("pass@{k}"), json!(estimate(&v, a.bootstrap, 0)));
+    }
+    let n_tok: usize = rows
+        .iter()
+        .map(|r| r["tokens"].as_u64().unwrap_or(0) as usize)
+        .sum();
+    let summary = json!({
+        "model": a.model, "bench": bench, "file": file, "problems": problems.len(), "samples_per_problem": n,
+        "greedy": a.greedy, "temperature": temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
+        "template": a.template, "metrics": metrics, "verdicts": counts,
+        "per_problem_pass@1": problems.iter().zip(&p1).map(|(p, v)| (p.id.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "generated_tokens": n_tok, "wall_seconds": t0.elapsed().as_secs_f64(),
+    });
+    write_atomic(
+        &out.join("samples.jsonl"),
+        rows.iter()
+            .map(|v| format!("{v}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    )?;
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let _ = std::fs::remove_file(&ckpt);
+    let _ = std::fs::remove_file(&ckpt_key);
+    println!(
+        "{bench}: {} problems x {n} samples ({})",
+        problems.len(),
+        if a.greedy { "greedy" } else { "sampled" }
+    );
+    for (name, e) in &metrics {
+        let mean = e["mean"].as_f64().unwrap_or(0.0);
+        let ci = e["ci95"]
+            .as_array()
+            .map(|c| {
+                format!(
+                    "[{:.3}, {:.3}]",
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(0.0)
+                )
+            })
+            .unwrap_or("n/a".into());
+        println!("  {name:<8} {mean:.3}  95% CI {ci}");
+    }
+    println!("  verdicts: {}", serde_json::to_string(&counts)?);
+    println!("wrote {}/samples.jsonl and summary.json", out.display());
+    Ok(())
+}
+
+/// Stable hash of a problem id (FNV-1a), for per-problem seeds.
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn compare(c: CompareArgs) -> Result<()> {
+    let load = |d: &PathBuf| -> Result<Value> {
+        let p = d.join("summary.json");
+        serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{}: cannot read (an egi eval output directory?)",
+                p.display()
+            )
+        })?)
+        .with_context(|| format!("{}: not valid JSON", p.display()))
+    };
+    let (a, b) = (load(&c.dirs[0])?, load(&c.dirs[1])?);
+    let (pa, pb) = (&a["per_problem_pass@1"], &b["per_problem_pass@1"]);
+    let mut xa = vec![];
+    let mut xb = vec![];
+    for (id, v) in pa.as_object().into_iter().flatten() {
+        if let (Some(x), Some(y)) = (v.as_f64(), pb.get(id).and_then(|y| y.as_f64())) {
+            xa.push(x);
+            xb.push(y);
+        }
+    }
+    if xa.is_empty() {
+        bail!("the two runs share no problems");
+    }
+    let diff: Vec<f64> = xb.iter().zip(&xa).map(|(y, x)| y - x).collect();
+    let p = egi_report::stats::paired_permutation_test(&xb, &xa, 10_000, 0);
+    let ci = egi_report::stats::bootstrap_ci(&diff, egi_report::stats::Stat::Mean, 2000, 0.95, 0);
+    let d = egi_report::stats::mean(&diff).unwrap_or(0.0);
+    println!(
+        "{} vs {}: {} shared problems",
+        c.dirs[1].display(),
+        c.dirs[0].display(),
+        xa.len()
+    );
+    println!(
+        "  pass@1 {:.3} vs {:.3}; difference {d:+.3} (95% CI {}), paired permutation p = {}",
+        egi_report::stats::mean(&xb).unwrap_or(0.0),
+        egi_report::stats::mean(&xa).unwrap_or(0.0),
+        ci.map(|(l, h)| format!("[{l:+.3}, {h:+.3}]"))
+            .unwrap_or("n/a".into()),
+        p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into())
+    );
+    Ok(())
+}
+
+/// `egi verify`.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// A model response (or bare answer) to check.
+    #[arg(long, requires = "gold", conflicts_with = "input")]
+    answer: Option<String>,
+    /// The reference answer.
+    #[arg(long)]
+    gold: Option<String>,
+    /// JSONL of {"answer", "gold"}: each line is printed back with "verdict" and the extracted
+    /// and normalised forms.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Write the checked lines here (atomically) instead of stdout.
+    #[arg(long, requires = "input")]
+    out: Option<PathBuf>,
+    /// Only accept answers after a closing </think>.
+    #[arg(long)]
+    require_think_close: bool,
+}
+
+fn verdict_json(answer: &str, gold: &str, o: &Options) -> Value {
+    let v = verify(answer, gold, o);
+    json!({
+        "verdict": v.status,
+        "extracted": v.extracted.as_ref().map(|e| &e.text),
+        "extract_method": v.extracted.as_ref().map(|e| &e.method),
+        "answer_normalized": v.answer_normalized,
+        "gold_normalized": v.gold_normalized,
+        "rule": v.method,
+    })
+}
+
+pub fn verify_cmd(a: VerifyArgs) -> Result<()> {
+    let o = Options {
+        require_think_close: a.require_think_close,
+        ..Options::default()
+    };
+    if let (Some(ans), Some(gold)) = (&a.answer, &a.gold) {
+        println!("{}", verdict_json(ans, gold, &o));
+        return Ok(());
+    }
+    let Some(input) = &a.input else {
+        bail!("give --answer TEXT --gold TEXT, or --input FILE.jsonl");
+    };
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("{}: cannot read", input.display()))?;
+    let mut out = String::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let mut v: Value = serde_json::from_str(l)
+            .with_context(|| format!("{}:{}: not valid JSON", input.display(), i + 1))?;
+        let (Some(ans), Some(gold)) = (
+            v["answer"].as_str().map(String::from),
+            v.get("gold").map(|g| {
+                g.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| g.to_string())
+            }),
+        ) else {
+            bail!(
+                "{}:{}: expected {{\"answer\": string, \"gold\": ...}}",
+                input.display(),
+                i + 1
+            );
+        };
+        let r = verdict_json(&ans, &gold, &o);
+        *counts
+            .entry(r["verdict"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+        for (k, x) in r.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        out.push_str(&format!("{v}\n"));
+    }
+    match &a.out {
+        Some(p) => {
+            write_atomic(p, out.as_bytes())?;
+            eprintln!(
+                "{} -> {}: {}",
+                input.display(),
+                p.display(),
+                serde_json::to_string(&counts)?
+            );
+        }
+        None => print!("{out}"),
+    }
+    Ok(())
+}

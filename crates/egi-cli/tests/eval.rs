@@ -1,0 +1,128 @@
+//! `egi eval` and `egi verify` end to end on the default model and the shared GSM8K file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn egi() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_egi"))
+}
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+fn eval(out: &Path, extra: &[&str]) -> std::process::Output {
+    egi()
+        .args([
+            "eval",
+            "--model",
+            "default",
+            "--bench",
+            "gsm8k",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "48",
+            "--data-dir",
+        ])
+        .arg(data_dir())
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_writes_samples_and_summary_and_compares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("greedy");
+    let o = eval(&g, &["--greedy"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(g.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["problems"], 3);
+    let p1 = &s["metrics"]["pass@1"];
+    let m = p1["mean"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&m));
+    let samples: Vec<Value> = std::fs::read_to_string(g.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 3);
+    for r in &samples {
+        assert!(["correct", "wrong", "unparsable_answer", "unparsable_gold"]
+            .contains(&r["verdict"].as_str().unwrap()));
+        assert!(r["tokens"].as_u64().unwrap() <= 48);
+    }
+    // Greedy is deterministic: the same run twice gives the same samples.
+    let g2 = tmp.path().join("greedy2");
+    assert!(eval(&g2, &["--greedy"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(g.join("samples.jsonl")).unwrap(),
+        std::fs::read_to_string(g2.join("samples.jsonl")).unwrap()
+    );
+    // Sampled with n = 2 and Pass@2.
+    let sm = tmp.path().join("sampled");
+    let o = eval(&sm, &["--n", "2", "--k", "1,2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(sm.join("summary.json")).unwrap()).unwrap();
+    let (a, b) = (
+        s["metrics"]["pass@1"]["mean"].as_f64().unwrap(),
+        s["metrics"]["pass@2"]["mean"].as_f64().unwrap(),
+    );
+    assert!(b >= a);
+    let o = egi()
+        .args(["eval", "compare"])
+        .arg(&g)
+        .arg(&sm)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 shared problems"));
+    // Bad k.
+    let o = eval(&tmp.path().join("bad"), &["--n", "2", "--k", "4"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--k 4"));
+}
+
+#[test]
+fn verify_command_single_and_file() {
+    let o = egi()
+        .args([
+            "verify",
+            "--answer",
+            "so the total is \\boxed{\\frac{1}{2}}",
+            "--gold",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(v["verdict"], "correct");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("v.jsonl");
+    std::fs::write(&input, "{\"answer\": \"#### 72\", \"gold\": \"72\"}\n{\"answer\": \"The answer is 5.\", \"gold\": \"6\"}\n").unwrap();
+    let out = tmp.path().join("o.jsonl");
+    let o = egi()
+        .args(["verify", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["verdict"], "correct");
+    assert_eq!(rows[1]["verdict"], "wrong");
+    assert_eq!(rows[1]["extracted"], "5");
+}
