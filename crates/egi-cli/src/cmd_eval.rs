@@ -84,6 +84,9 @@ pub struct RunArgs {
     /// Discard an interrupted run in --out instead of resuming it.
     #[arg(long)]
     fresh: bool,
+    /// Stop after this many batches, as if interrupted (tests of resuming).
+    #[arg(long, hide = true)]
+    stop_after: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -193,7 +196,12 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let todo: Vec<&Problem> = problems.iter().filter(|p| !done.contains(&p.id)).collect();
     let per_batch = (a.batch / n).max(1);
     let pb = progress(todo.len() as u64, "problems");
-    for chunk in todo.chunks(per_batch) {
+    for (bi, chunk) in todo.chunks(per_batch).enumerate() {
+        if a.stop_after == Some(bi) {
+            pb.finish_and_clear();
+            eprintln!("stopped after {bi} batches; run the same command again to resume");
+            return Ok(());
+        }
         let mut reqs = vec![];
         for p in chunk.iter() {
             let text = egi_eval::prompt::render(&a.template, &p.problem)?;
@@ -325,7 +333,17 @@ fn run_eval(a: RunArgs) -> Result<()> {
                 )
             })
             .unwrap_or("n/a".into());
-        println!("  {name:<8} {mean:.3}  95% CI {ci}");
+        let wilson = e["wilson95"]
+            .as_array()
+            .map(|c| {
+                format!(
+                    " (Wilson [{:.3}, {:.3}])",
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(0.0)
+                )
+            })
+            .unwrap_or_default();
+        println!("  {name:<8} {mean:.3}  95% CI {ci}{wilson}");
     }
     println!("  verdicts: {}", serde_json::to_string(&counts)?);
     println!("wrote {}/samples.jsonl and summary.json", out.display());

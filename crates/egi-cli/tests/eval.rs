@@ -84,6 +84,19 @@ fn eval_writes_samples_and_summary_and_compares() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("3 shared problems"));
+    // Interrupted after one batch of one problem, then resumed: same samples as uninterrupted.
+    let r = tmp.path().join("resumed");
+    let o = eval(&r, &["--greedy", "--batch", "1", "--stop-after", "1"]);
+    assert!(o.status.success());
+    assert!(r.join("samples.partial.jsonl").exists() && !r.join("samples.jsonl").exists());
+    let o = eval(&r, &["--greedy", "--batch", "1"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming: 1 problems already done"));
+    let r1 = tmp.path().join("batch1");
+    assert!(eval(&r1, &["--greedy", "--batch", "1"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(r1.join("samples.jsonl")).unwrap(),
+        std::fs::read_to_string(r.join("samples.jsonl")).unwrap()
+    );
     // Bad k.
     let o = eval(&tmp.path().join("bad"), &["--n", "2", "--k", "4"]);
     assert!(!o.status.success());
