@@ -20,9 +20,14 @@ fingerprints) and trains them with verifiable rewards, on a laptop CPU or a GPU.
 Every command takes --model: a GGUF file, a Hugging Face model directory \
 (config.json + *.safetensors + tokenizer.json), `default` (SmolLM2-135M-Instruct, fetched \
 once into ~/.cache/egi), or a hub id (needs a build with --features hub).",
-    after_help = "Examples:\n  egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
+    after_help = "Examples:\n  egi fingerprint --demo --out fingerprint-demo\n  \
+egi fingerprint --model default --input texts.jsonl --out fp\n  \
+egi fingerprint compare fp-base fp-sft\n  \
+egi eval --model default --bench gsm8k --limit 100 --greedy --out eval-gsm8k\n  \
+egi verify --answer \"so \\\\boxed{3/4}\" --gold 0.75\n  \
+egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
 egi score --model default --input texts.jsonl --out scores.jsonl\n  \
-egi save --model default --out smollm2-hf\n  egi bench --model default"
+egi save --model default --out smollm2-hf\n  egi bench --model default   (add --probe for the fingerprint)"
 )]
 struct Cli {
     /// Worker threads for tensor math (default: all cores).
@@ -53,7 +58,8 @@ enum Cmd {
     Save(common::SaveArgs),
     /// Print a model's configuration and parameter counts.
     Info(common::InfoArgs),
-    /// Measure prefill, decode (batch 1 and 16) and forward+backward speed; prints a table.
+    /// Measure prefill, decode (batch 1 and 16) and forward+backward speed; with --probe, the
+    /// fingerprint's fast path against its oracle. Prints a table.
     Bench(bench::Args),
 }
 
