@@ -3,7 +3,6 @@
 //! `egi verify`: the verifier on one pair or a JSONL file.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use egi_model::chat::ChatMessage;
 use egi_verify::{verify, Options};
 use serde_json::{json, Value};
 
-use crate::common::{progress, write_atomic};
+use crate::common::{progress, write_atomic, Checkpoint};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -144,30 +143,10 @@ fn run_eval(a: RunArgs) -> Result<()> {
     };
     let temperature = if a.greedy { 0.0 } else { a.temperature };
 
-    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let ckpt = out.join("samples.partial.jsonl");
-    let ckpt_key = out.join("run.partial.json");
     let key = json!({"model": a.model, "bench": bench, "n": n, "temperature": temperature, "top_p": a.top_p,
         "max_new_tokens": a.max_new_tokens, "template": a.template, "raw": a.raw, "seed": a.seed,
         "require_think_close": a.require_think_close});
-    if a.fresh {
-        let _ = std::fs::remove_file(&ckpt);
-    }
-    let mut rows: Vec<Value> = vec![];
-    if ckpt.exists() {
-        let prev: Value = std::fs::read_to_string(&ckpt_key)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(Value::Null);
-        if prev != key {
-            bail!("{}: an interrupted run with other settings is here; rerun with --fresh or use another --out", out.display());
-        }
-        for l in std::fs::read_to_string(&ckpt)?.lines() {
-            if let Ok(v) = serde_json::from_str::<Value>(l) {
-                rows.push(v);
-            }
-        }
-    }
+    let (mut ck, mut rows) = Checkpoint::open(&out, "samples", &key, a.fresh)?;
     // A problem counts as done only with all n samples present.
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
     for r in &rows {
@@ -183,15 +162,8 @@ fn run_eval(a: RunArgs) -> Result<()> {
     if !done.is_empty() {
         eprintln!("resuming: {} problems already done", done.len());
     }
-    write_atomic(&ckpt_key, serde_json::to_string_pretty(&key)?.as_bytes())?;
-    write_atomic(
-        &ckpt,
-        rows.iter()
-            .map(|v| format!("{v}\n"))
-            .collect::<String>()
-            .as_bytes(),
-    )?;
-    let mut ck = std::fs::OpenOptions::new().append(true).open(&ckpt)?;
+    // Drop samples of problems that did not complete.
+    ck.rewrite(&rows)?;
 
     let todo: Vec<&Problem> = problems.iter().filter(|p| !done.contains(&p.id)).collect();
     let per_batch = (a.batch / n).max(1);
@@ -231,7 +203,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
             }
         }
         let comps = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |_| {})?;
-        let mut lines = String::new();
+        let mut fresh_rows = vec![];
         for (i, c) in comps.iter().enumerate() {
             let p = chunk[i / n];
             let v = verify(&c.text, &p.gold, &vopts);
@@ -241,11 +213,10 @@ fn run_eval(a: RunArgs) -> Result<()> {
                 "extract_method": v.extracted.as_ref().map(|e| &e.method),
                 "verdict": v.status, "tokens": c.token_ids.len(), "finish_reason": c.finish_reason,
             });
-            lines.push_str(&format!("{row}\n"));
-            rows.push(row);
+            fresh_rows.push(row);
         }
-        ck.write_all(lines.as_bytes())?;
-        ck.flush()?;
+        ck.append(&fresh_rows)?;
+        rows.extend(fresh_rows);
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
@@ -314,8 +285,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let _ = std::fs::remove_file(&ckpt);
-    let _ = std::fs::remove_file(&ckpt_key);
+    ck.finish();
     println!(
         "{bench}: {} problems x {n} samples ({})",
         problems.len(),

@@ -3,7 +3,6 @@
 //! progress, summary statistics, plots, and `egi fingerprint compare`.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +16,7 @@ use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, Target};
 use egi_report::stats::{self, Stat};
 use serde_json::{json, Value};
 
-use crate::common::{progress, write_atomic};
+use crate::common::{progress, write_atomic, Checkpoint};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -218,21 +217,7 @@ fn parse_projections(s: &str) -> Result<Vec<Proj>> {
 
 /// Prompts of a benchmark file: JSONL lines or a JSON array, field question/problem/prompt.
 fn read_bench_prompts(path: &Path, n: usize) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let rows: Vec<Value> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not valid JSON", path.display()))?
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
-            })
-            .collect::<Result<_>>()?
-    };
+    let rows = egi_eval::data::read_records(path)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -341,56 +326,16 @@ fn run_probe(a: RunArgs) -> Result<()> {
         }
     }
 
-    // Resume: completed responses are appended to a checkpoint file as they finish.
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
-    let ckpt = out_dir.join("responses.partial.jsonl");
-    let ckpt_opts = out_dir.join("options.partial.json");
+    // Resume: completed responses are appended to a checkpoint as they finish.
     let run_key = json!({"model": a.model, "options": opts});
-    if a.fresh {
-        let _ = std::fs::remove_file(&ckpt);
-    }
-    let mut done: Vec<Value> = vec![];
-    if ckpt.exists() {
-        let prev: Value = std::fs::read_to_string(&ckpt_opts)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(Value::Null);
-        if prev != run_key {
-            bail!(
-                "{}: an interrupted run with other options is here; rerun with --fresh to discard it, or use another --out",
-                out_dir.display()
-            );
-        }
-        for (i, l) in std::fs::read_to_string(&ckpt)?.lines().enumerate() {
-            match serde_json::from_str::<Value>(l) {
-                Ok(v) => done.push(v),
-                Err(_) => tracing::warn!(
-                    "{}:{}: incomplete line dropped (interrupted write)",
-                    ckpt.display(),
-                    i + 1
-                ),
-            }
-        }
+    let (mut ck, mut done) = Checkpoint::open(&out_dir, "responses", &run_key, a.fresh)?;
+    if !done.is_empty() {
         eprintln!("resuming: {} responses already done", done.len());
     }
-    write_atomic(
-        &ckpt_opts,
-        serde_json::to_string_pretty(&run_key)?.as_bytes(),
-    )?;
     let done_ids: HashSet<String> = done
         .iter()
         .filter_map(|v| v["id"].as_str().map(String::from))
         .collect();
-    // Rewrite the checkpoint without any torn line, then append.
-    write_atomic(
-        &ckpt,
-        done.iter()
-            .map(|v| format!("{v}\n"))
-            .collect::<String>()
-            .as_bytes(),
-    )?;
-    let mut ck = std::fs::OpenOptions::new().append(true).open(&ckpt)?;
 
     let todo: Vec<&Item> = items
         .iter()
@@ -404,8 +349,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
             return Ok(());
         }
         let rec = probe_one(&m, tok, it, &a, &opts)?;
-        writeln!(ck, "{rec}")?;
-        ck.flush()?;
+        ck.append(std::slice::from_ref(&rec))?;
         done.push(rec);
         pb.inc(1);
     }
@@ -440,8 +384,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     plots(&out_dir, &done, &summary, &opts)?;
-    let _ = std::fs::remove_file(&ckpt);
-    let _ = std::fs::remove_file(&ckpt_opts);
+    ck.finish();
     print_table(&done, &summary, &out_dir);
     Ok(())
 }
