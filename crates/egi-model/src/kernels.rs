@@ -42,6 +42,11 @@ pub fn small_matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
 /// and up): one thread dispatch instead of one per matrix. Returns each product row-major
 /// ([m, out_i]) as a plain vector.
 pub fn small_matmul_t_multi(x: &Tensor, ws: &[&Tensor]) -> Result<Option<Vec<Vec<f32>>>> {
+    multi_impl(x, ws, has_avx512())
+}
+
+/// `use_avx512` is a parameter so that tests on AVX-512 machines also cover the AVX2 path.
+fn multi_impl(x: &Tensor, ws: &[&Tensor], use_avx512: bool) -> Result<Option<Vec<Vec<f32>>>> {
     let (m, k) = x.dims2()?;
     if m > MAX_ROWS || x.dtype() != DType::F32 {
         return Ok(None);
@@ -78,8 +83,8 @@ pub fn small_matmul_t_multi(x: &Tensor, ws: &[&Tensor]) -> Result<Option<Vec<Vec
         .map(|&(i, o0, rows)| {
             let wv = wvs[i];
             let mut block = vec![0f32; rows * m];
-            if has_avx512() {
-                // SAFETY: the CPU supports AVX-512F.
+            if use_avx512 {
+                // SAFETY: the caller checked that the CPU supports AVX-512F.
                 unsafe { block_avx512(&wv[o0 * k..(o0 + rows) * k], xv, k, m, &mut block) };
                 return block;
             }
@@ -544,6 +549,38 @@ mod tests {
         row_dots(&a, &x, 77, &mut y);
         for v in y {
             assert!((v as f64 - exact).abs() < 1e-4);
+        }
+    }
+
+    /// Both instruction-set paths: equal to candle's matmul, and a row's result is the same
+    /// bit for bit whether it is multiplied alone or with other rows (batched decoding must
+    /// not change a sequence's tokens).
+    #[test]
+    fn both_paths_are_exact_and_independent_of_batch_size() {
+        let d = Device::Cpu;
+        let mut paths = vec![false];
+        if has_avx512() {
+            paths.push(true);
+        }
+        for avx512 in paths {
+            for (out, k) in [(130, 37), (64, 576), (9, 8)] {
+                let x = Tensor::randn(0f32, 1.0, (16, k), &d).unwrap();
+                let w = Tensor::randn(0f32, 1.0, (out, k), &d).unwrap();
+                let all = multi_impl(&x, &[&w], avx512).unwrap().unwrap().remove(0);
+                let want: Vec<Vec<f32>> = x.matmul(&w.t().unwrap()).unwrap().to_vec2().unwrap();
+                for (r, row) in want.iter().enumerate() {
+                    for (o, v) in row.iter().enumerate() {
+                        assert!((all[r * out + o] - v).abs() < 1e-4 * (k as f32).sqrt());
+                    }
+                }
+                for m in [1, 2, 3, 5] {
+                    let part = multi_impl(&x.narrow(0, 0, m).unwrap(), &[&w], avx512)
+                        .unwrap()
+                        .unwrap()
+                        .remove(0);
+                    assert_eq!(part[..], all[..m * out], "avx512={avx512} m={m} {out}x{k}");
+                }
+            }
         }
     }
 
