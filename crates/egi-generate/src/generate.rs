@@ -66,6 +66,27 @@ pub fn generate_with_progress(
     requests: &[Request],
     on_token: &mut dyn FnMut(usize),
 ) -> Result<Vec<Completion>> {
+    generate_ids(
+        model,
+        &|ids| tok.decode(ids, true),
+        eos_ids,
+        requests,
+        on_token,
+    )
+}
+
+/// As [`generate_with_progress`], with any detokenizer (`decode` turns generated ids, special
+/// tokens skipped, into text): token-level tasks and tests use models without a tokenizer.
+///
+/// Requests with identical prompts (a GRPO group, `eval --n`) share one prefill: the prompt
+/// runs once and its cache rows are copied.
+pub fn generate_ids(
+    model: &Transformer,
+    decode: &(dyn Fn(&[u32]) -> Result<String> + Sync),
+    eos_ids: &[u32],
+    requests: &[Request],
+    on_token: &mut dyn FnMut(usize),
+) -> Result<Vec<Completion>> {
     let mut done: Vec<Option<Completion>> = vec![None; requests.len()];
     if requests.is_empty() {
         return Ok(vec![]);
@@ -117,17 +138,39 @@ pub fn generate_with_progress(
         return Ok(done.into_iter().map(|c| c.unwrap()).collect());
     }
     let mut cache = KvCache::new(model.cfg.num_layers, ctx);
-    // Prefill: all prompts at once.
-    let mut ids = Vec::with_capacity(rows.len() * max_prompt);
+    // Prefill: each distinct prompt once, then its cache rows and logits copied to every row
+    // that shares it.
+    let mut uniq: Vec<usize> = vec![]; // row index of each distinct prompt's first row
+    let mut row_to_uniq = Vec::with_capacity(rows.len());
     for r in &rows {
+        let p = &requests[r.req].prompt_ids;
+        match uniq
+            .iter()
+            .position(|&u| requests[rows[u].req].prompt_ids == *p)
+        {
+            Some(u) => row_to_uniq.push(u as u32),
+            None => {
+                row_to_uniq.push(uniq.len() as u32);
+                uniq.push(row_to_uniq.len() - 1);
+            }
+        }
+    }
+    let mut ids = Vec::with_capacity(uniq.len() * max_prompt);
+    for &u in &uniq {
+        let r = &rows[u];
         ids.extend(std::iter::repeat_n(0u32, r.pad));
         ids.extend(&requests[r.req].prompt_ids);
     }
-    let pads: Vec<usize> = rows.iter().map(|r| r.pad).collect();
-    let input = Tensor::from_vec(ids, (rows.len(), max_prompt), dev)?;
+    let pads: Vec<usize> = uniq.iter().map(|&u| rows[u].pad).collect();
+    let input = Tensor::from_vec(ids, (uniq.len(), max_prompt), dev)?;
     let attn = AttnInput::left_padded(&pads, 0, max_prompt, model.dtype(), dev)?;
     let t0 = std::time::Instant::now();
     let mut logits = model.forward_cached(&input, &attn, &mut cache, true)?;
+    if uniq.len() < rows.len() {
+        let sel = Tensor::new(row_to_uniq.as_slice(), dev)?;
+        cache.select_rows(&sel)?;
+        logits = logits.index_select(&sel, 0)?;
+    }
     let (mut t_fwd, mut t_sample, mut steps) = (t0.elapsed().as_secs_f64(), 0f64, 0usize);
     loop {
         let ts = std::time::Instant::now();
@@ -151,7 +194,7 @@ pub fn generate_with_progress(
             let finish = if eos_ids.contains(&id) {
                 Some(FinishReason::Eos)
             } else if !p.stop.is_empty() && {
-                let text = tok.decode(&row.out, true)?;
+                let text = decode(&row.out)?;
                 p.stop.iter().any(|s| text.contains(s.as_str()))
             } {
                 Some(FinishReason::Stop)
@@ -161,7 +204,7 @@ pub fn generate_with_progress(
                 None
             };
             match finish {
-                Some(f) => done[row.req] = Some(finish_row(tok, row, p, f)?),
+                Some(f) => done[row.req] = Some(finish_row(decode, row, p, f)?),
                 None => {
                     keep.push(k as u32);
                     next.push(id);
@@ -203,7 +246,7 @@ pub fn generate_with_progress(
 }
 
 fn finish_row(
-    tok: &Tokenizer,
+    decode: &(dyn Fn(&[u32]) -> Result<String> + Sync),
     row: &Row,
     p: &SamplingParams,
     f: FinishReason,
@@ -213,7 +256,7 @@ fn finish_row(
     } else {
         &row.out
     };
-    let mut text = tok.decode(body, true)?;
+    let mut text = decode(body)?;
     if f == FinishReason::Stop {
         if let Some(cut) = p.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
             text.truncate(cut);

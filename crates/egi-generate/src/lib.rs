@@ -6,5 +6,7 @@
 pub mod generate;
 pub mod sampling;
 
-pub use generate::{generate, generate_with_progress, Completion, FinishReason, Request};
+pub use generate::{
+    generate, generate_ids, generate_with_progress, Completion, FinishReason, Request,
+};
 pub use sampling::SamplingParams;

@@ -149,6 +149,36 @@ impl AttnInput {
         })
     }
 
+    /// One row holding a shared prefix of `prefix` tokens followed by independent blocks (the
+    /// responses of one prompt, packed): block i continues the prefix at position `prefix` and
+    /// sees the prefix and its own earlier tokens only. The prefix is then computed once for
+    /// the whole group, in the forward and in the backward.
+    pub fn packed(prefix: usize, blocks: &[usize], dtype: DType, device: &Device) -> Result<Self> {
+        let t = prefix + blocks.iter().sum::<usize>();
+        let mut pos = Vec::with_capacity(t);
+        let mut block_start = vec![0usize; t]; // start index of the query's block (0 = prefix)
+        pos.extend(0..prefix as u32);
+        let mut start = prefix;
+        for &n in blocks {
+            for i in 0..n {
+                pos.push((prefix + i) as u32);
+                block_start[start + i] = start;
+            }
+            start += n;
+        }
+        let mut mask = Vec::with_capacity(t * t);
+        for q in 0..t {
+            for k in 0..t {
+                let visible = k <= q && (k < prefix || k >= block_start[q]);
+                mask.push(if visible { 0.0 } else { NEG });
+            }
+        }
+        Ok(AttnInput {
+            positions: Tensor::from_vec(pos, (1, t), device)?,
+            mask: Tensor::from_vec(mask, (1, 1, t, t), device)?.to_dtype(dtype)?,
+        })
+    }
+
     /// Left-padded rows: row r has `pad[r]` padding tokens first. `past` keys are already
     /// cached; `t` new tokens follow. Pads are never attended to, positions skip them.
     pub fn left_padded(
@@ -364,6 +394,63 @@ impl Transformer {
             }
         }
         Ok(vars)
+    }
+
+    /// Replace one weight's value, e.g. by W0 + s B A for LoRA: the value keeps its graph, so
+    /// gradients flow to whatever it was computed from. The weight is no longer a variable.
+    pub fn set_value(&mut self, name: &str, value: Tensor) -> Result<()> {
+        let i = *self
+            .index
+            .get(name)
+            .with_context(|| format!("no weight named {name}"))?;
+        let p = &mut self.params[i];
+        if p.value.dims() != value.dims() {
+            bail!(
+                "{name}: new value has shape {:?}, expected {:?}",
+                value.dims(),
+                p.value.dims()
+            );
+        }
+        p.value = value;
+        p.var = None;
+        Ok(())
+    }
+
+    /// The same weights (shared storage, so later in-place updates show through) with no
+    /// autograd tracking: for generation and the probe, which need no graph.
+    pub fn detached(&self) -> Self {
+        let mut m = self.shallow_clone();
+        for p in m.params.iter_mut() {
+            p.value = p.value.detach();
+            p.var = None;
+        }
+        m
+    }
+
+    /// An independent copy of the weights (e.g. a frozen reference model for a KL term).
+    pub fn frozen_copy(&self) -> Result<Self> {
+        let mut m = self.shallow_clone();
+        for p in m.params.iter_mut() {
+            p.value = p.value.copy()?.detach();
+            p.var = None;
+        }
+        Ok(m)
+    }
+
+    fn shallow_clone(&self) -> Self {
+        Transformer {
+            cfg: self.cfg.clone(),
+            params: self.params.clone(),
+            index: self.index.clone(),
+            layers: self.layers.to_vec(),
+            embed: self.embed,
+            final_norm: self.final_norm,
+            lm_head: self.lm_head,
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            dtype: self.dtype,
+            device: self.device.clone(),
+        }
     }
 
     /// A copy of the model in another dtype (e.g. f64 for finite-difference tests), all frozen.

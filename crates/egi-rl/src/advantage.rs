@@ -1,0 +1,48 @@
+//! Group-relative advantages (METHOD.md sections 3-4).
+
+/// How a group's centred rewards are scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// (r - mean) / (std + eps): GRPO, DAPO, GSPO, CorR-PO.
+    Std,
+    /// r - mean: Dr.GRPO.
+    None,
+}
+
+/// Added to the group std before dividing (TRL uses the same 1e-4).
+pub const STD_EPS: f64 = 1e-4;
+
+/// Advantages of consecutive groups of `group` rewards. The std is the sample std (n - 1 in
+/// the denominator, as torch.std and TRL); a group whose rewards are all equal gets all-zero
+/// advantages whatever the scale.
+pub fn group_advantages(rewards: &[f64], group: usize, scale: Scale) -> Vec<f64> {
+    assert!(
+        group > 0 && rewards.len() % group == 0,
+        "rewards not a multiple of the group"
+    );
+    let mut out = Vec::with_capacity(rewards.len());
+    for g in rewards.chunks(group) {
+        let mean = g.iter().sum::<f64>() / g.len() as f64;
+        let std = if g.len() > 1 {
+            (g.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (g.len() - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        for &r in g {
+            out.push(if all_equal(g) {
+                0.0
+            } else {
+                match scale {
+                    Scale::Std => (r - mean) / (std + STD_EPS),
+                    Scale::None => r - mean,
+                }
+            });
+        }
+    }
+    out
+}
+
+/// A group from which no policy gradient can be learnt (DAPO's dynamic sampling drops it).
+pub fn all_equal(g: &[f64]) -> bool {
+    g.iter().all(|&r| (r - g[0]).abs() <= 1e-12)
+}

@@ -1,0 +1,543 @@
+//! The RL loop: rollouts -> rewards (verifier, format, overlong, fingerprint) -> group
+//! advantages -> clipped surrogate -> AdamW. One call of [`Trainer::step`] is one step.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use egi_generate::{generate_ids, Completion, FinishReason, Request, SamplingParams};
+use egi_model::{GenerationDefaults, Tokenizer, Transformer};
+use egi_probe::ProbeOptions;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::advantage::{all_equal, group_advantages, Scale};
+use crate::checkpoint::{self, MetricsLog, TrainerState};
+use crate::config::{Algo, TrainConfig};
+use crate::loss::{policy_loss, Base, LossConfig, LossStats, Normalizer, TokenBatch};
+use crate::policy::{pack, token_logprobs};
+use crate::policy_state::Policy;
+use crate::reward::{overlong_penalty, Reward, RewardWeights};
+use crate::task::Task;
+
+/// Vocabulary projection chunk (rows at a time) in the loss forward.
+const LOGIT_CHUNK: usize = 256;
+
+/// One prompt's rollouts.
+struct Group {
+    problem: usize,
+    cursor: usize,
+    completions: Vec<Completion>,
+    rewards: Vec<Reward>,
+}
+
+pub struct Trainer<'a> {
+    pub cfg: TrainConfig,
+    pub policy: Policy,
+    task: &'a dyn Task,
+    eval_task: Option<&'a dyn Task>,
+    tokenizer: Option<&'a Tokenizer>,
+    generation: GenerationDefaults,
+    reference: Option<Transformer>,
+    run: PathBuf,
+    pub step: usize,
+    cursor: usize,
+    metrics: MetricsLog,
+    rollouts: MetricsLog,
+    evals: MetricsLog,
+}
+
+/// A well-mixed 64-bit seed from its parts (splitmix64), so every rollout has its own stream
+/// that depends only on the run seed and the example's place in the data stream.
+pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<'a> Trainer<'a> {
+    /// Set up a run in `run` (fresh, or resumed from its latest checkpoint).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: TrainConfig,
+        model: Transformer,
+        tokenizer: Option<&'a Tokenizer>,
+        generation: GenerationDefaults,
+        task: &'a dyn Task,
+        eval_task: Option<&'a dyn Task>,
+        run: &Path,
+        resume: bool,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if task.is_empty() {
+            bail!("no training problems");
+        }
+        std::fs::create_dir_all(run)
+            .with_context(|| format!("{}: cannot create", run.display()))?;
+        let reference = if cfg.beta > 0.0 {
+            Some(model.frozen_copy()?)
+        } else {
+            None
+        };
+        let mut policy = Policy::new(model, &cfg)?;
+        let (mut step, mut cursor, mut keep) = (0, 0, None);
+        if resume {
+            if let Some((s, dir)) = checkpoint::latest(run) {
+                let st = checkpoint::read_state(&dir)?;
+                policy.load(&dir)?;
+                step = st.step;
+                cursor = st.cursor;
+                keep = Some(s);
+                tracing::info!("resuming from {} (step {s})", dir.display());
+            } else {
+                tracing::info!(
+                    "--resume: no checkpoint in {}, starting fresh",
+                    run.display()
+                );
+            }
+        }
+        let write_config = run.join("config.json");
+        crate::write_atomic(
+            &write_config,
+            serde_json::to_string_pretty(&cfg)?.as_bytes(),
+        )?;
+        Ok(Trainer {
+            metrics: MetricsLog::open(&run.join("metrics.jsonl"), keep)?,
+            rollouts: MetricsLog::open(&run.join("rollouts.jsonl"), keep)?,
+            evals: MetricsLog::open(&run.join("eval.jsonl"), keep)?,
+            cfg,
+            policy,
+            task,
+            eval_task,
+            tokenizer,
+            generation,
+            reference,
+            run: run.to_path_buf(),
+            step,
+            cursor,
+        })
+    }
+
+    pub fn done(&self) -> bool {
+        self.step >= self.cfg.max_steps
+    }
+
+    /// The problem at position `c` of the data stream: each pass over the data is a fresh
+    /// seeded shuffle.
+    fn problem_at(&self, c: usize) -> usize {
+        let n = self.task.len();
+        let epoch = (c / n) as u64;
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            self.cfg.seed,
+            epoch,
+            0x5eed,
+        )));
+        perm[c % n]
+    }
+
+    fn probe_options(&self) -> Result<ProbeOptions> {
+        Ok(ProbeOptions {
+            target: serde_json::from_value(json!(self.cfg.fp_target))?,
+            step_mode: serde_json::from_value(json!(self.cfg.fp_step_mode))?,
+            layers: self.cfg.fp_layers.clone(),
+            step_delim: self.cfg.fp_step_delim.clone(),
+            ..ProbeOptions::default()
+        })
+    }
+
+    /// Sample `n` prompts' groups and score them.
+    fn rollout(&mut self, n: usize, secs: &mut [f64; 3]) -> Result<Vec<Group>> {
+        let cfg = &self.cfg;
+        let g = cfg.group_size;
+        let t0 = Instant::now();
+        let cursors: Vec<usize> = (self.cursor..self.cursor + n).collect();
+        self.cursor += n;
+        let problems: Vec<usize> = cursors.iter().map(|&c| self.problem_at(c)).collect();
+        let mut reqs = vec![];
+        for (&c, &p) in cursors.iter().zip(&problems) {
+            for k in 0..g {
+                reqs.push(Request {
+                    prompt_ids: self.task.prompt_ids(p).to_vec(),
+                    params: SamplingParams {
+                        temperature: cfg.temperature,
+                        top_p: cfg.top_p,
+                        top_k: 0,
+                        max_new_tokens: cfg.max_new_tokens,
+                        stop: vec![],
+                        seed: mix(cfg.seed, c as u64, k as u64 + 1),
+                    },
+                });
+            }
+        }
+        let view = self.policy.inference_model()?;
+        let task = self.task;
+        let comps = generate_ids(
+            &view,
+            &|ids| task.decode(ids),
+            task.eos_ids(),
+            &reqs,
+            &mut |_| {},
+        )?;
+        secs[0] += t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let weights = RewardWeights {
+            format: cfg.format_weight,
+            lambda: cfg.lambda,
+        };
+        let mut rewards: Vec<Reward> = comps
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let chk = task.check(problems[i / g], &c.text);
+                Reward {
+                    acc: chk.correct as u8 as f64,
+                    format: chk.formatted as u8 as f64,
+                    overlong: if cfg.use_overlong() {
+                        overlong_penalty(
+                            c.token_ids.len(),
+                            cfg.max_new_tokens,
+                            cfg.overlong_buffer(),
+                        )
+                    } else {
+                        0.0
+                    },
+                    ..Default::default()
+                }
+            })
+            .collect();
+        secs[1] += t1.elapsed().as_secs_f64();
+
+        let corr = cfg.algo == Algo::CorrPo;
+        if corr {
+            // rho_step of each rollout under the current policy (no gradient flows through it).
+            let t2 = Instant::now();
+            let opts = self.probe_options()?;
+            for (i, c) in comps.iter().enumerate() {
+                let body: &[u32] = if c.finish_reason == FinishReason::Eos {
+                    &c.token_ids[..c.token_ids.len() - 1]
+                } else {
+                    &c.token_ids
+                };
+                if body.is_empty() {
+                    continue; // undefined rho: counted as 0
+                }
+                let prompt = task.prompt_ids(problems[i / g]);
+                let ids: Vec<u32> = prompt.iter().chain(body).copied().collect();
+                let text = task.decode(body)?;
+                let starts = task.char_starts(body)?;
+                let fp = egi_probe::fingerprint(&view, &ids, prompt.len(), &starts, &text, &opts)?;
+                rewards[i].rho = fp.rho_step;
+            }
+            secs[2] += t2.elapsed().as_secs_f64();
+        }
+        for r in rewards.iter_mut() {
+            *r = std::mem::take(r).finish(&weights, corr);
+        }
+        let mut out = vec![];
+        let mut it_c = comps.into_iter();
+        let mut it_r = rewards.into_iter();
+        for (&c, &p) in cursors.iter().zip(&problems) {
+            out.push(Group {
+                problem: p,
+                cursor: c,
+                completions: it_c.by_ref().take(g).collect(),
+                rewards: it_r.by_ref().take(g).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One training step. Returns its metrics (also appended to RUN/metrics.jsonl).
+    pub fn step(&mut self) -> Result<Value> {
+        let t_step = Instant::now();
+        let cfg = self.cfg.clone();
+        let base = cfg.base_algo();
+        let mut secs = [0f64; 3]; // rollout, reward, fingerprint
+                                  // 1. Rollouts; DAPO's dynamic sampling drops all-equal groups and samples again.
+        let mut all: Vec<Group> = vec![];
+        let mut kept: Vec<usize> = vec![];
+        for round in 0..cfg.max_sampling_rounds.max(1) {
+            let need = cfg.batch_prompts - kept.len();
+            let groups = self.rollout(need, &mut secs)?;
+            for grp in groups {
+                let tot: Vec<f64> = grp.rewards.iter().map(|r| r.total).collect();
+                if !cfg.use_dynamic_sampling() || !all_equal(&tot) {
+                    kept.push(all.len());
+                }
+                all.push(grp);
+            }
+            if !cfg.use_dynamic_sampling()
+                || kept.len() >= cfg.batch_prompts
+                || round + 1 == cfg.max_sampling_rounds
+            {
+                break;
+            }
+        }
+        let t_reward = Instant::now();
+        // 2. Advantages, per group.
+        let scale = if base == Base::DrGrpo {
+            Scale::None
+        } else {
+            Scale::Std
+        };
+        let adv: Vec<Vec<f64>> = kept
+            .iter()
+            .map(|&i| {
+                let r: Vec<f64> = all[i].rewards.iter().map(|r| r.total).collect();
+                group_advantages(&r, cfg.group_size, scale)
+            })
+            .collect();
+        secs[1] += t_reward.elapsed().as_secs_f64();
+
+        // 3. Update: gradient accumulated over micro-batches, one optimizer step per epoch.
+        let t_up = Instant::now();
+        let norm = Normalizer {
+            n_seq: (kept.len() * cfg.group_size).max(1),
+            n_tok: kept
+                .iter()
+                .map(|&i| {
+                    all[i]
+                        .completions
+                        .iter()
+                        .map(|c| c.token_ids.len())
+                        .sum::<usize>()
+                })
+                .sum(),
+            max_len: cfg.max_new_tokens,
+        };
+        let (eps_low, eps_high) = cfg.clip();
+        let lcfg = LossConfig {
+            base,
+            eps_low,
+            eps_high,
+            beta: cfg.beta,
+        };
+        let lr = self.policy.opt.cfg.lr_at(self.step, cfg.max_steps);
+        let any_signal = cfg.beta > 0.0 || adv.iter().flatten().any(|&a| a != 0.0);
+        let mut stats = LossStats::default();
+        let (mut ent_sum, mut ent_n) = (0f64, 0usize);
+        let mut grad_norm = 0f64;
+        // Micro-batches: (kept-group index, first response, count).
+        let mut mbs = vec![];
+        for k in 0..kept.len() {
+            for s in (0..cfg.group_size).step_by(cfg.micro_batch) {
+                mbs.push((k, s, cfg.micro_batch.min(cfg.group_size - s)));
+            }
+        }
+        let mut old: Vec<Option<Vec<f32>>> = vec![None; mbs.len()];
+        let mut refs: Vec<Option<Vec<f32>>> = vec![None; mbs.len()];
+        for epoch in 0..cfg.ppo_epochs {
+            let mut acc: Vec<Option<Tensor>> = vec![None; self.policy.opt.vars().len()];
+            if any_signal {
+                for (mi, &(k, s, n)) in mbs.iter().enumerate() {
+                    let grp = &all[kept[k]];
+                    let resp: Vec<&[u32]> = grp.completions[s..s + n]
+                        .iter()
+                        .map(|c| c.token_ids.as_slice())
+                        .collect();
+                    let pk = pack(self.task.prompt_ids(grp.problem), &resp);
+                    if pk.tgt.is_empty() {
+                        continue;
+                    }
+                    let model = self.policy.train_model()?;
+                    let (logp, ent) = token_logprobs(model, &pk, LOGIT_CHUNK)?;
+                    if epoch == 0 {
+                        // pi_old = the weights that sampled: unchanged until this epoch's step.
+                        old[mi] = Some(logp.to_vec1::<f32>()?);
+                        ent_sum += ent.iter().map(|&e| e as f64).sum::<f64>();
+                        ent_n += ent.len();
+                        if let Some(r) = &self.reference {
+                            let (l, _) = token_logprobs(r, &pk, LOGIT_CHUNK)?;
+                            refs[mi] = Some(l.to_vec1::<f32>()?);
+                        }
+                    }
+                    let tb = TokenBatch {
+                        seq: pk.seq.clone(),
+                        old_logp: old[mi].clone().context("old log-probs")?,
+                        ref_logp: refs[mi].clone(),
+                        adv: adv[k][s..s + n].iter().map(|&a| a as f32).collect(),
+                    };
+                    let (loss, st) = policy_loss(&logp, &tb, &lcfg, &norm)?;
+                    if !st.loss.is_finite() {
+                        bail!(self.nonfinite(&format!("the loss is {}", st.loss)));
+                    }
+                    if epoch == 0 {
+                        stats.add(&st);
+                    }
+                    let store = loss.backward()?;
+                    for (a, g) in acc.iter_mut().zip(self.policy.grads(&store)) {
+                        if let Some(g) = g {
+                            *a = Some(match a.take() {
+                                Some(x) => (x + g)?,
+                                None => g,
+                            });
+                        }
+                    }
+                }
+            }
+            grad_norm = self
+                .policy
+                .opt
+                .step(&acc, lr)
+                .map_err(|e| anyhow::anyhow!(self.nonfinite(&e.to_string())))?;
+        }
+        let seconds_update = t_up.elapsed().as_secs_f64();
+        self.step += 1;
+
+        // 4. Metrics, rollouts log, checkpoint, evaluation.
+        let rs: Vec<&Reward> = kept.iter().flat_map(|&i| all[i].rewards.iter()).collect();
+        let every: Vec<&Reward> = all.iter().flat_map(|g| g.rewards.iter()).collect();
+        let mean = |f: &dyn Fn(&Reward) -> f64, v: &[&Reward]| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.iter().map(|r| f(r)).sum::<f64>() / v.len() as f64)
+            }
+        };
+        let tot_mean = mean(&|r| r.total, &every).unwrap_or(0.0);
+        let tot_std = (every
+            .iter()
+            .map(|r| (r.total - tot_mean).powi(2))
+            .sum::<f64>()
+            / every.len().max(1) as f64)
+            .sqrt();
+        let rhos: Vec<f64> = every.iter().filter_map(|r| r.rho).collect();
+        let lens: Vec<usize> = all
+            .iter()
+            .flat_map(|g| g.completions.iter().map(|c| c.token_ids.len()))
+            .collect();
+        let gen_tokens: usize = lens.iter().sum();
+        let truncated = all
+            .iter()
+            .flat_map(|g| &g.completions)
+            .filter(|c| c.finish_reason == FinishReason::Length)
+            .count();
+        let seconds_step = t_step.elapsed().as_secs_f64();
+        let m = json!({
+            "step": self.step,
+            "algo": cfg.algo.name(),
+            "reward_mean": tot_mean,
+            "reward_std": tot_std,
+            "reward_acc": mean(&|r| r.acc, &every),
+            "reward_format": mean(&|r| r.format, &every),
+            "reward_overlong": mean(&|r| r.overlong, &every),
+            "reward_corr": mean(&|r| r.corr, &every),
+            "accuracy": mean(&|r| r.acc, &every),
+            "accuracy_kept": mean(&|r| r.acc, &rs),
+            "rho_mean": if rhos.is_empty() { None } else { Some(rhos.iter().sum::<f64>() / rhos.len() as f64) },
+            "rho_defined": if cfg.algo == Algo::CorrPo { Some(rhos.len() as f64 / every.len().max(1) as f64) } else { None },
+            "entropy_mean": if ent_n > 0 { Some(ent_sum / ent_n as f64) } else { None },
+            "kl": if stats.kl_n > 0 { Some(stats.kl_sum / stats.kl_n as f64) } else { None },
+            "clip_frac": if stats.units > 0 { Some(stats.clipped as f64 / stats.units as f64) } else { None },
+            "ratio_mean": if stats.units > 0 { Some(stats.ratio_sum / stats.units as f64) } else { None },
+            "ratio_min": if stats.units > 0 { Some(stats.ratio_min) } else { None },
+            "ratio_max": if stats.units > 0 { Some(stats.ratio_max) } else { None },
+            "loss": stats.loss,
+            "response_len_mean": gen_tokens as f64 / lens.len().max(1) as f64,
+            "truncated_frac": truncated as f64 / lens.len().max(1) as f64,
+            "groups_kept": kept.len(),
+            "groups_dropped": all.len() - kept.len(),
+            "grad_norm": grad_norm,
+            "lr": lr,
+            "tokens": gen_tokens,
+            "tokens_per_s": gen_tokens as f64 / seconds_step,
+            "seconds_rollout": secs[0],
+            "seconds_reward": secs[1],
+            "seconds_fingerprint": secs[2],
+            "seconds_update": seconds_update,
+            "seconds_step": seconds_step,
+        });
+        self.metrics.append(&m)?;
+        for grp in &all {
+            for (c, r) in grp.completions.iter().zip(&grp.rewards) {
+                self.rollouts.append(&json!({
+                    "step": self.step,
+                    "id": self.task.id(grp.problem),
+                    "cursor": grp.cursor,
+                    "response": c.text,
+                    "tokens": c.token_ids.len(),
+                    "finish_reason": c.finish_reason,
+                    "reward": r,
+                }))?;
+            }
+        }
+        if (cfg.save_every > 0 && self.step % cfg.save_every == 0) || self.done() {
+            self.save()?;
+        }
+        if cfg.eval_every > 0 && (self.step % cfg.eval_every == 0 || self.done()) {
+            if let Some(e) = self.eval_task {
+                let r = self.evaluate(e)?;
+                self.evals.append(&r)?;
+            }
+        }
+        Ok(m)
+    }
+
+    fn nonfinite(&self, what: &str) -> String {
+        let last = checkpoint::latest(&self.run)
+            .map(|(_, p)| format!("the last good checkpoint is {}", p.display()))
+            .unwrap_or_else(|| "no checkpoint was written yet".into());
+        format!(
+            "step {}: {what}; stopping without applying the update ({last}). Lower --lr or \
+             --max-grad-norm and resume with --resume.",
+            self.step + 1
+        )
+    }
+
+    pub fn save(&mut self) -> Result<PathBuf> {
+        let state = TrainerState {
+            step: self.step,
+            cursor: self.cursor,
+            algo: self.cfg.algo.name().into(),
+            seed: self.cfg.seed,
+        };
+        let (tok, gen) = (self.tokenizer, self.generation.clone());
+        let policy = &mut self.policy;
+        checkpoint::save(&self.run, &state, self.cfg.keep_last, |dir| {
+            policy.save(dir, tok, &gen)
+        })
+    }
+
+    /// Greedy accuracy on held-out problems (first `eval_limit`), with a Wilson 95% interval.
+    pub fn evaluate(&mut self, task: &dyn Task) -> Result<Value> {
+        let n = task.len().min(self.cfg.eval_limit.max(1));
+        let reqs: Vec<Request> = (0..n)
+            .map(|i| Request {
+                prompt_ids: task.prompt_ids(i).to_vec(),
+                params: SamplingParams {
+                    temperature: 0.0,
+                    max_new_tokens: self.cfg.max_new_tokens,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let view = self.policy.inference_model()?;
+        let comps = generate_ids(
+            &view,
+            &|ids| task.decode(ids),
+            task.eos_ids(),
+            &reqs,
+            &mut |_| {},
+        )?;
+        let c = comps
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| task.check(*i, &c.text).correct)
+            .count();
+        Ok(json!({
+            "step": self.step,
+            "n": n,
+            "correct": c,
+            "accuracy": c as f64 / n as f64,
+            "ci95": egi_eval::metrics::wilson95(c, n),
+        }))
+    }
+}

@@ -1,0 +1,340 @@
+//! Supervised fine-tuning on prompt/response pairs: mean negative log-likelihood of the
+//! response tokens (prompt tokens carry no loss), the same optimizer, checkpoints and metrics
+//! as RL.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use egi_model::{chat::ChatMessage, GenerationDefaults, Tokenizer, Transformer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::checkpoint::{self, MetricsLog, TrainerState};
+use crate::config::{TrainConfig, Trainable};
+use crate::optim::Schedule;
+use crate::policy::{pack, token_logprobs};
+use crate::policy_state::Policy;
+use crate::rl::mix;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftConfig {
+    pub name: Option<String>,
+    pub model: String,
+    /// JSONL with {"prompt", "response"}, or GSM8K-style {"question", "answer"} whose answer
+    /// holds a worked solution ending in "#### N" (converted, see [`gsm8k_solution`]).
+    pub data: String,
+    pub limit: Option<usize>,
+    /// Template for the prompt (boxed, plain, or text with {problem}).
+    pub template: String,
+    pub raw: bool,
+    pub max_steps: usize,
+    /// Examples per optimizer step.
+    pub batch_size: usize,
+    /// Response tokens beyond this are cut.
+    pub max_len: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    pub min_lr_ratio: f64,
+    pub weight_decay: f64,
+    pub max_grad_norm: f64,
+    pub trainable: Trainable,
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+    pub lora_targets: Vec<String>,
+    pub save_every: usize,
+    pub keep_last: usize,
+    pub seed: u64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        let t = TrainConfig::default();
+        SftConfig {
+            name: None,
+            model: "default".into(),
+            data: String::new(),
+            limit: None,
+            template: "boxed".into(),
+            raw: false,
+            max_steps: 200,
+            batch_size: 8,
+            max_len: 512,
+            lr: 1e-5,
+            warmup_steps: 10,
+            schedule: Schedule::Cosine,
+            min_lr_ratio: 0.1,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            trainable: Trainable::All,
+            lora_rank: t.lora_rank,
+            lora_alpha: t.lora_alpha,
+            lora_targets: t.lora_targets,
+            save_every: 50,
+            keep_last: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl SftConfig {
+    /// The RL config carrying the shared optimizer / trainable settings.
+    pub fn as_train(&self) -> TrainConfig {
+        TrainConfig {
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            schedule: self.schedule,
+            min_lr_ratio: self.min_lr_ratio,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            trainable: self.trainable,
+            lora_rank: self.lora_rank,
+            lora_alpha: self.lora_alpha,
+            lora_targets: self.lora_targets.clone(),
+            seed: self.seed,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+/// A GSM8K worked solution as a response: calculator annotations <<...>> removed and the
+/// "#### N" line turned into "The final answer is \boxed{N}." (what the boxed prompt asks for).
+pub fn gsm8k_solution(answer: &str) -> Option<String> {
+    let (body, final_ans) = answer.rsplit_once("####")?;
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(i) = rest.find("<<") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(">>") {
+            Some(j) => rest = &rest[i + j + 2..],
+            None => {
+                rest = &rest[i..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    let ans = final_ans.trim().replace(',', "");
+    Some(format!(
+        "{}\nThe final answer is \\boxed{{{ans}}}.",
+        out.trim_end()
+    ))
+}
+
+/// (prompt, response) pairs of a JSONL file; errors name the line.
+pub fn read_pairs(path: &Path, limit: Option<usize>) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+        let pair = match (s("prompt"), s("response"), s("question"), s("answer")) {
+            (Some(p), Some(r), _, _) => (p, r),
+            (_, _, Some(q), Some(a)) => match gsm8k_solution(&a) {
+                Some(r) => (q, r),
+                None => bail!(
+                    "{}:{}: \"answer\" has no \"#### N\" final line; give \"prompt\" and \"response\" instead",
+                    path.display(),
+                    i + 1
+                ),
+            },
+            _ => bail!(
+                "{}:{}: need \"prompt\" and \"response\" (or GSM8K \"question\" and \"answer\")",
+                path.display(),
+                i + 1
+            ),
+        };
+        out.push(pair);
+    }
+    if out.is_empty() {
+        bail!("{}: no examples", path.display());
+    }
+    Ok(out)
+}
+
+/// Tokenized example: prompt ids and response ids (EOS appended).
+pub struct Example {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+}
+
+pub fn encode_examples(
+    pairs: &[(String, String)],
+    tok: &Tokenizer,
+    eos: Option<u32>,
+    cfg: &SftConfig,
+) -> Result<Vec<Example>> {
+    pairs
+        .iter()
+        .map(|(p, r)| {
+            let text = egi_eval::prompt::render(&cfg.template, p)?;
+            let prompt_text = if cfg.raw {
+                text
+            } else {
+                tok.apply_chat_template(&[ChatMessage::user(&text)], true)?
+            };
+            let prompt = tok.encode(&prompt_text, cfg.raw)?;
+            let mut response = tok.encode(r, false)?;
+            response.truncate(cfg.max_len.saturating_sub(1).max(1));
+            response.extend(eos);
+            Ok(Example { prompt, response })
+        })
+        .collect()
+}
+
+pub struct SftTrainer<'a> {
+    pub cfg: SftConfig,
+    pub policy: Policy,
+    examples: Vec<Example>,
+    tokenizer: Option<&'a Tokenizer>,
+    generation: GenerationDefaults,
+    run: PathBuf,
+    pub step: usize,
+    cursor: usize,
+    metrics: MetricsLog,
+}
+
+impl<'a> SftTrainer<'a> {
+    pub fn new(
+        cfg: SftConfig,
+        model: Transformer,
+        tokenizer: Option<&'a Tokenizer>,
+        generation: GenerationDefaults,
+        examples: Vec<Example>,
+        run: &Path,
+        resume: bool,
+    ) -> Result<Self> {
+        if examples.is_empty() {
+            bail!("no training examples");
+        }
+        if cfg.batch_size == 0 || cfg.max_steps == 0 {
+            bail!("batch_size and max_steps must be at least 1");
+        }
+        std::fs::create_dir_all(run)?;
+        let mut policy = Policy::new(model, &cfg.as_train())?;
+        let (mut step, mut cursor, mut keep) = (0, 0, None);
+        if resume {
+            if let Some((s, dir)) = checkpoint::latest(run) {
+                let st = checkpoint::read_state(&dir)?;
+                policy.load(&dir)?;
+                (step, cursor, keep) = (st.step, st.cursor, Some(s));
+            }
+        }
+        crate::write_atomic(
+            &run.join("config.json"),
+            serde_json::to_string_pretty(&cfg)?.as_bytes(),
+        )?;
+        Ok(SftTrainer {
+            metrics: MetricsLog::open(&run.join("metrics.jsonl"), keep)?,
+            cfg,
+            policy,
+            examples,
+            tokenizer,
+            generation,
+            run: run.to_path_buf(),
+            step,
+            cursor,
+        })
+    }
+
+    pub fn done(&self) -> bool {
+        self.step >= self.cfg.max_steps
+    }
+
+    fn example_at(&self, c: usize) -> usize {
+        let n = self.examples.len();
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            self.cfg.seed,
+            (c / n) as u64,
+            0x5f7,
+        )));
+        perm[c % n]
+    }
+
+    pub fn step(&mut self) -> Result<Value> {
+        let t0 = Instant::now();
+        let idx: Vec<usize> = (self.cursor..self.cursor + self.cfg.batch_size)
+            .map(|c| self.example_at(c))
+            .collect();
+        self.cursor += self.cfg.batch_size;
+        let n_tok: usize = idx.iter().map(|&i| self.examples[i].response.len()).sum();
+        let mut acc: Vec<Option<Tensor>> = vec![None; self.policy.opt.vars().len()];
+        let mut nll_sum = 0f64;
+        for &i in &idx {
+            let ex = &self.examples[i];
+            let pk = pack(&ex.prompt, &[&ex.response]);
+            let model = self.policy.train_model()?;
+            let (logp, _) = token_logprobs(model, &pk, 256)?;
+            // Token-level mean over the whole batch.
+            let loss = (logp.sum_all()? * (-1.0 / n_tok as f64))?;
+            let l: f32 = loss.to_scalar()?;
+            if !l.is_finite() {
+                bail!("step {}: the loss is {l}; stopping without an update (last good checkpoint: {}). Lower --lr.",
+                    self.step + 1,
+                    checkpoint::latest(&self.run).map(|(_, p)| p.display().to_string()).unwrap_or_else(|| "none".into()));
+            }
+            nll_sum += l as f64;
+            let store = loss.backward()?;
+            for (a, g) in acc.iter_mut().zip(self.policy.grads(&store)) {
+                if let Some(g) = g {
+                    *a = Some(match a.take() {
+                        Some(x) => (x + g)?,
+                        None => g,
+                    });
+                }
+            }
+        }
+        let lr = self.policy.opt.cfg.lr_at(self.step, self.cfg.max_steps);
+        let gn = self.policy.opt.step(&acc, lr).map_err(|e| {
+            anyhow::anyhow!(
+                "step {}: {e}; stopping (lower --lr and resume with --resume)",
+                self.step + 1
+            )
+        })?;
+        self.step += 1;
+        let secs = t0.elapsed().as_secs_f64();
+        let m = json!({
+            "step": self.step,
+            "loss": nll_sum,
+            "grad_norm": gn,
+            "lr": lr,
+            "tokens": n_tok,
+            "tokens_per_s": n_tok as f64 / secs,
+            "seconds_step": secs,
+        });
+        self.metrics.append(&m)?;
+        if (self.cfg.save_every > 0 && self.step % self.cfg.save_every == 0) || self.done() {
+            self.save()?;
+        }
+        Ok(m)
+    }
+
+    pub fn save(&mut self) -> Result<PathBuf> {
+        let state = TrainerState {
+            step: self.step,
+            cursor: self.cursor,
+            algo: "sft".into(),
+            seed: self.cfg.seed,
+        };
+        let (tok, gen) = (self.tokenizer, self.generation.clone());
+        let policy = &mut self.policy;
+        checkpoint::save(&self.run, &state, self.cfg.keep_last, |dir| {
+            policy.save(dir, tok, &gen)
+        })
+    }
+}
