@@ -2,10 +2,13 @@
 //! parses arguments, sets up logging and threads, and dispatches.
 
 mod bench;
+mod cmd_data;
 mod cmd_eval;
 mod cmd_fingerprint;
 mod cmd_generate;
+mod cmd_plot;
 mod cmd_score;
+mod cmd_train;
 mod common;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,10 @@ egi fingerprint --model default --input texts.jsonl --out fp\n  \
 egi fingerprint compare fp-base fp-sft\n  \
 egi eval --model default --bench gsm8k --limit 100 --greedy --out eval-gsm8k\n  \
 egi verify --answer \"so \\\\boxed{3/4}\" --gold 0.75\n  \
+egi data arith --n 2000 --steps 1..2 --out arith.jsonl\n  \
+egi train --algo corr-po --model default --data arith.jsonl --out runs/corrpo --max-steps 50\n  \
+egi sft --model default --data ../shared/data/gsm8k/train.jsonl --out runs/sft\n  \
+egi plot runs/grpo runs/corrpo --out plots\n  \
 egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
 egi score --model default --input texts.jsonl --out scores.jsonl\n  \
 egi save --model default --out smollm2-hf\n  egi bench --model default   (add --probe for the fingerprint)"
@@ -54,6 +61,8 @@ enum Cmd {
     Generate(cmd_generate::Args),
     /// Per-token log-probabilities and entropies of given responses (teacher forcing).
     Score(cmd_score::Args),
+    /// Training curves of RL / SFT runs side by side (metrics.jsonl, eval.jsonl): SVG, PNG, CSV.
+    Plot(cmd_plot::Args),
     /// Write a model (e.g. a GGUF file) as a Hugging Face directory transformers can load.
     Save(common::SaveArgs),
     /// Print a model's configuration and parameter counts.
@@ -61,6 +70,13 @@ enum Cmd {
     /// Measure prefill, decode (batch 1 and 16) and forward+backward speed; with --probe, the
     /// fingerprint's fast path against its oracle. Prints a table.
     Bench(bench::Args),
+    /// Generate data sets: `egi data arith` writes seeded arithmetic word problems with exact
+    /// answers as problem/answer JSONL.
+    Data(cmd_data::Args),
+    /// RL from verifiable rewards: CorR-PO, GRPO, Dr.GRPO, DAPO, GSPO (METHOD.md sections 3-4).
+    Train(cmd_train::TrainArgs),
+    /// Supervised fine-tuning on prompt/response pairs (e.g. GSM8K worked solutions).
+    Sft(cmd_train::SftArgs),
 }
 
 fn main() {
@@ -89,9 +105,13 @@ fn main() {
         Cmd::Verify(a) => cmd_eval::verify_cmd(a),
         Cmd::Generate(a) => cmd_generate::run(a),
         Cmd::Score(a) => cmd_score::run(a),
+        Cmd::Plot(a) => cmd_plot::run(a),
         Cmd::Save(a) => common::save(a),
         Cmd::Info(a) => common::info(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Data(a) => cmd_data::run(a),
+        Cmd::Train(a) => cmd_train::train(a),
+        Cmd::Sft(a) => cmd_train::sft(a),
     };
     if let Err(e) = r {
         // One line: the chain of causes, outermost first (first line of each: candle appends

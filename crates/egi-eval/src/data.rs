@@ -67,6 +67,17 @@ pub fn read_records(path: &Path) -> Result<Vec<Value>> {
 /// id from "id" / "unique_id" / "idx" or the record index. `limit` keeps the first N.
 pub fn load_problems(path: &Path, limit: Option<usize>) -> Result<Vec<Problem>> {
     let recs = read_records(path)?;
+    // Where each record sits, for messages: the line of a JSONL file, the index in an array.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let place: Vec<String> = if text.trim_start().starts_with('[') {
+        (1..=recs.len()).map(|i| format!("record {i}")).collect()
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, _)| format!("line {}", i + 1))
+            .collect()
+    };
     let mut out = vec![];
     for (i, r) in recs.iter().enumerate().take(limit.unwrap_or(usize::MAX)) {
         let problem = ["problem", "question"]
@@ -74,16 +85,16 @@ pub fn load_problems(path: &Path, limit: Option<usize>) -> Result<Vec<Problem>> 
             .find_map(|k| r.get(*k).and_then(|v| v.as_str()))
             .with_context(|| {
                 format!(
-                    "{}: record {} has no \"problem\" or \"question\" field",
+                    "{}: {} has no \"problem\" or \"question\" field",
                     path.display(),
-                    i + 1
+                    place[i]
                 )
             })?;
         let gold = egi_verify::gold_from_record(r).with_context(|| {
             format!(
-                "{}: record {} has no usable answer (\"answer\" or a \\boxed solution)",
+                "{}: {} has no usable answer (\"answer\" or a \\boxed solution)",
                 path.display(),
-                i + 1
+                place[i]
             )
         })?;
         let id = ["id", "unique_id", "idx"]

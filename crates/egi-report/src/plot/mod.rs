@@ -7,6 +7,7 @@
 //! file named by `EGI_PLOT_FONT`); without one the figures are drawn without any text and a
 //! warning is logged once.
 
+mod curves;
 mod font;
 mod output;
 mod raster;
@@ -21,6 +22,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+pub use curves::{curves, ema, Curve, Panel};
 pub use font::FONT_ENV;
 
 use crate::stats;

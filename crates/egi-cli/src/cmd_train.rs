@@ -1,0 +1,423 @@
+//! `egi train` (RL from verifiable rewards) and `egi sft` (supervised fine-tuning).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use egi_rl::sft::{self, SftConfig, SftTrainer};
+use egi_rl::{Algo, Base, MathTask, Task, TrainConfig, Trainable, Trainer};
+
+use crate::common::{load_model, progress};
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+egi data arith --n 2000 --seed 1 --steps 1..2 --out arith.jsonl\n  \
+egi train --algo corr-po --model default --data arith.jsonl --out runs/corrpo --max-steps 50\n  \
+egi train --algo grpo --model default --data arith.jsonl --out runs/grpo --max-steps 50\n  \
+egi train --config train.toml --out runs/dapo --algo dapo --lr 2e-6   (flags override the file)\n  \
+egi train --out runs/corrpo --resume   (continues exactly where the last checkpoint left off)\n  \
+egi plot runs/grpo runs/corrpo --out plots\n\n\
+Outputs in RUN: config.json (the full configuration), metrics.jsonl (one line per step:\n\
+reward and its components, accuracy, rho, entropy, KL, clip fraction, ratios, lengths,\n\
+grad norm, lr, seconds per phase), rollouts.jsonl (every response and its reward),\n\
+eval.jsonl (held-out accuracy, with --eval-data), checkpoints/step-N (HF model directories\n\
+that egi eval / egi fingerprint load, plus optimizer and trainer state).")]
+pub struct TrainArgs {
+    /// corr-po (CorR-PO: reward + lambda * -(1 + rho_step)), grpo, dr-grpo, dapo, gspo.
+    #[arg(long)]
+    algo: Option<String>,
+    /// CorR-PO's base algorithm: grpo (default), dr-grpo, dapo, gspo.
+    #[arg(long)]
+    base: Option<String>,
+    /// Model: GGUF file, HF directory, `default`, or hub id.
+    #[arg(long)]
+    model: Option<String>,
+    /// Training problems: a JSONL/JSON file with problem + answer (what `egi eval` and
+    /// `egi data arith` use), or a benchmark name (gsm8k, math500, ...) under --data-dir.
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Use only the first N problems.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Run directory (created; with --resume, continued).
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML or JSON file with any of the settings (keys as in RUN/config.json); flags override.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue from RUN's latest checkpoint (weights, optimizer, schedule, data position).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Responses sampled per prompt (G).
+    #[arg(long)]
+    group_size: Option<usize>,
+    /// Prompts per step.
+    #[arg(long)]
+    batch_prompts: Option<usize>,
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    #[arg(long)]
+    temperature: Option<f64>,
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// CorR-PO's weight of R_corr = -(1 + rho) (default 0.1).
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// k3 KL weight to the starting model (default 0: no reference model).
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Weight of the format reward (answer given explicitly; default 0 = off).
+    #[arg(long)]
+    format_weight: Option<f64>,
+    /// Optimizer steps per rollout batch (PPO epochs).
+    #[arg(long)]
+    ppo_epochs: Option<usize>,
+    /// Responses per forward/backward pass (memory bound).
+    #[arg(long)]
+    micro_batch: Option<usize>,
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    /// constant or cosine.
+    #[arg(long)]
+    schedule: Option<String>,
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    /// all, attention (q/k/v/o only) or lora.
+    #[arg(long)]
+    trainable: Option<String>,
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    #[arg(long)]
+    lora_alpha: Option<f64>,
+    /// Checkpoint every N steps (and at the end).
+    #[arg(long)]
+    save_every: Option<usize>,
+    /// Checkpoints kept (0 = all).
+    #[arg(long)]
+    keep_last: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Held-out problems for greedy accuracy during training (file or benchmark name).
+    #[arg(long)]
+    eval_data: Option<String>,
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[arg(long)]
+    eval_limit: Option<usize>,
+    /// Prompt template: boxed, plain, or a text containing {problem}.
+    #[arg(long)]
+    template: Option<String>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str, flag: &str, choices: &str) -> Result<T> {
+    serde_json::from_value(serde_json::json!(s))
+        .map_err(|_| anyhow::anyhow!("--{flag} {s}: use {choices}"))
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let saved = self.out.join("config.json");
+        let mut c = match (&self.config, self.resume && saved.is_file()) {
+            (Some(p), _) => TrainConfig::from_file(p)?,
+            (None, true) => TrainConfig::from_file(&saved)?,
+            (None, false) => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        set!(
+            model,
+            data,
+            data_dir,
+            max_steps,
+            group_size,
+            batch_prompts,
+            max_new_tokens
+        );
+        set!(
+            temperature,
+            top_p,
+            lr,
+            lambda,
+            beta,
+            format_weight,
+            ppo_epochs,
+            micro_batch
+        );
+        set!(
+            warmup_steps,
+            max_grad_norm,
+            lora_rank,
+            lora_alpha,
+            save_every,
+            keep_last,
+            seed
+        );
+        set!(eval_every, eval_limit, template);
+        if self.limit.is_some() {
+            c.limit = self.limit;
+        }
+        if self.eval_data.is_some() {
+            c.eval_data = self.eval_data.clone();
+        }
+        if let Some(a) = &self.algo {
+            c.algo = Algo::parse(a)?;
+        }
+        if let Some(b) = &self.base {
+            c.base = parse::<Base>(b, "base", "grpo, dr-grpo, dapo or gspo")?;
+        }
+        if let Some(s) = &self.schedule {
+            c.schedule = parse(s, "schedule", "constant or cosine")?;
+        }
+        if let Some(t) = &self.trainable {
+            c.trainable = parse::<Trainable>(t, "trainable", "all, attention or lora")?;
+        }
+        if c.name.is_none() {
+            c.name = self
+                .out
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string());
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// A data file, or a benchmark name under data_dir.
+fn data_path(spec: &str, data_dir: &str) -> Result<PathBuf> {
+    let p = Path::new(spec);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    egi_eval::data::bench_file(spec, Path::new(data_dir))
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let cfg = a.config()?;
+    if !a.resume && egi_rl::checkpoint::latest(&a.out).is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue it, or choose another --out",
+            a.out.display()
+        );
+    }
+    eprintln!(
+        "egi train: configuration (also saved as {}/config.json)",
+        a.out.display()
+    );
+    eprintln!(
+        "{}",
+        toml::to_string(&cfg).unwrap_or_else(|_| format!("{cfg:#?}"))
+    );
+    let problems = egi_eval::data::load_problems(&data_path(&cfg.data, &cfg.data_dir)?, cfg.limit)?;
+    let m = load_model(&cfg.model)?;
+    let eos = m.eos_ids();
+    let egi_model::LoadedModel {
+        model,
+        tokenizer,
+        generation,
+        ..
+    } = m;
+    let tok = &tokenizer.context("the model has no tokenizer: training on text needs one")?;
+    let task = MathTask::new(problems, tok, eos.clone(), &cfg.template, cfg.raw)?;
+    let eval_task = match &cfg.eval_data {
+        Some(d) => Some(MathTask::new(
+            egi_eval::data::load_problems(&data_path(d, &cfg.data_dir)?, Some(cfg.eval_limit))?,
+            tok,
+            eos,
+            &cfg.template,
+            cfg.raw,
+        )?),
+        None => None,
+    };
+    let mut tr = Trainer::new(
+        cfg.clone(),
+        model,
+        Some(tok),
+        generation,
+        &task,
+        eval_task.as_ref().map(|t| t as &dyn egi_rl::Task),
+        &a.out,
+        a.resume,
+    )?;
+    tracing::info!(
+        "{} problems; {} trainable parameters; starting at step {}",
+        task.len(),
+        tr.policy.n_trainable(),
+        tr.step
+    );
+    let pb = progress(cfg.max_steps as u64, cfg.algo.name());
+    pb.set_position(tr.step as u64);
+    while !tr.done() {
+        let m = tr.step()?;
+        pb.set_position(tr.step as u64);
+        let f = |k: &str| m[k].as_f64().map_or("-".into(), |v| format!("{v:.3}"));
+        pb.set_message(format!(
+            "{} r {} acc {} rho {} {}s/step",
+            cfg.algo.name(),
+            f("reward_mean"),
+            f("accuracy"),
+            f("rho_mean"),
+            f("seconds_step")
+        ));
+        tracing::info!("step {}: {}", tr.step, m);
+    }
+    pb.finish();
+    println!(
+        "trained {} steps -> {} (final checkpoint {})",
+        tr.step,
+        a.out.display(),
+        egi_rl::checkpoint::latest(&a.out)
+            .map(|(_, p)| p.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+egi sft --model default --data ../shared/data/gsm8k/train.jsonl --out runs/sft --max-steps 200\n  \
+egi sft --model default --data pairs.jsonl --out runs/sft --trainable lora --lora-rank 16\n  \
+egi sft --out runs/sft --resume\n\n\
+Data: JSONL with {\"prompt\", \"response\"}, or GSM8K {\"question\", \"answer\"} (calculator\n\
+annotations <<...>> are removed and \"#### N\" becomes \"The final answer is \\boxed{N}.\").\n\
+The loss is the mean negative log-likelihood of the response tokens (prompt tokens carry none).")]
+pub struct SftArgs {
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML or JSON file with any of the settings (keys as in RUN/config.json); flags override.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Examples per optimizer step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Response tokens beyond this are cut.
+    #[arg(long)]
+    max_len: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    /// all, attention or lora.
+    #[arg(long)]
+    trainable: Option<String>,
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    #[arg(long)]
+    save_every: Option<usize>,
+    #[arg(long)]
+    keep_last: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Prompt template: boxed, plain, or a text containing {problem}.
+    #[arg(long)]
+    template: Option<String>,
+}
+
+pub fn sft(a: SftArgs) -> Result<()> {
+    let saved = a.out.join("config.json");
+    let file = a.config.clone().or(if a.resume && saved.is_file() {
+        Some(saved)
+    } else {
+        None
+    });
+    let mut c: SftConfig = match file {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            if p.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not an sft config", p.display()))?
+            } else {
+                toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: {}", p.display(), e.to_string().replace('\n', " "))
+                })?
+            }
+        }
+        None => SftConfig::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = &a.$f { c.$f = v.clone(); } )* };
+    }
+    set!(
+        model,
+        data,
+        max_steps,
+        batch_size,
+        max_len,
+        lr,
+        warmup_steps,
+        lora_rank,
+        save_every,
+        keep_last,
+        seed,
+        template
+    );
+    if a.limit.is_some() {
+        c.limit = a.limit;
+    }
+    if let Some(t) = &a.trainable {
+        c.trainable = parse::<Trainable>(t, "trainable", "all, attention or lora")?;
+    }
+    if c.data.is_empty() {
+        bail!("no training data: pass --data FILE.jsonl");
+    }
+    if !a.resume && egi_rl::checkpoint::latest(&a.out).is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume or choose another --out",
+            a.out.display()
+        );
+    }
+    eprintln!(
+        "egi sft: configuration (also saved as {}/config.json)",
+        a.out.display()
+    );
+    eprintln!("{}", toml::to_string(&c).unwrap_or_default());
+    let pairs = sft::read_pairs(Path::new(&c.data), c.limit)?;
+    let m = load_model(&c.model)?;
+    let eos = m.eos_ids().first().copied();
+    let egi_model::LoadedModel {
+        model,
+        tokenizer,
+        generation,
+        ..
+    } = m;
+    let tok = tokenizer.context("the model has no tokenizer: SFT needs one to encode the text")?;
+    let examples = sft::encode_examples(&pairs, &tok, eos, &c)?;
+    let mut tr = SftTrainer::new(
+        c.clone(),
+        model,
+        Some(&tok),
+        generation,
+        examples,
+        &a.out,
+        a.resume,
+    )?;
+    let pb = progress(c.max_steps as u64, "sft");
+    pb.set_position(tr.step as u64);
+    while !tr.done() {
+        let m = tr.step()?;
+        pb.set_position(tr.step as u64);
+        pb.set_message(format!(
+            "sft loss {:.3}",
+            m["loss"].as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    pb.finish();
+    println!("fine-tuned {} steps -> {}", tr.step, a.out.display());
+    Ok(())
+}
