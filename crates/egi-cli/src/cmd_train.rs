@@ -35,6 +35,7 @@ pub struct TrainArgs {
     /// `egi data arith` use), or a benchmark name (gsm8k, math500, ...) under --data-dir.
     #[arg(long)]
     data: Option<String>,
+    /// Where benchmark names are looked up (default ../shared/data).
     #[arg(long)]
     data_dir: Option<String>,
     /// Use only the first N problems.
@@ -49,20 +50,25 @@ pub struct TrainArgs {
     /// Continue from RUN's latest checkpoint (weights, optimizer, schedule, data position).
     #[arg(long)]
     resume: bool,
+    /// Optimizer steps (one rollout batch each; default 100).
     #[arg(long)]
     max_steps: Option<usize>,
-    /// Responses sampled per prompt (G).
+    /// Responses sampled per prompt (G; default 8).
     #[arg(long)]
     group_size: Option<usize>,
-    /// Prompts per step.
+    /// Prompts per step (default 4).
     #[arg(long)]
     batch_prompts: Option<usize>,
+    /// Response length limit (default 256; also DAPO's L_max).
     #[arg(long)]
     max_new_tokens: Option<usize>,
+    /// Rollout sampling temperature (default 1.0).
     #[arg(long)]
     temperature: Option<f64>,
+    /// Rollout nucleus sampling (default 1.0 = off).
     #[arg(long)]
     top_p: Option<f64>,
+    /// Peak learning rate of AdamW (default 1e-6).
     #[arg(long)]
     lr: Option<f64>,
     /// CorR-PO's weight of R_corr = -(1 + rho) (default 0.1).
@@ -80,18 +86,22 @@ pub struct TrainArgs {
     /// Responses per forward/backward pass (memory bound).
     #[arg(long)]
     micro_batch: Option<usize>,
+    /// Linear warm-up steps (default 0).
     #[arg(long)]
     warmup_steps: Option<usize>,
     /// constant or cosine.
     #[arg(long)]
     schedule: Option<String>,
+    /// Global gradient-norm clip (default 1.0; 0 = off).
     #[arg(long)]
     max_grad_norm: Option<f64>,
     /// all, attention (q/k/v/o only) or lora.
     #[arg(long)]
     trainable: Option<String>,
+    /// LoRA rank (default 8).
     #[arg(long)]
     lora_rank: Option<usize>,
+    /// LoRA alpha (default 16; the update is scaled by alpha / rank).
     #[arg(long)]
     lora_alpha: Option<f64>,
     /// Checkpoint every N steps (and at the end).
@@ -100,13 +110,16 @@ pub struct TrainArgs {
     /// Checkpoints kept (0 = all).
     #[arg(long)]
     keep_last: Option<usize>,
+    /// Seed of the data order and of every rollout.
     #[arg(long)]
     seed: Option<u64>,
     /// Held-out problems for greedy accuracy during training (file or benchmark name).
     #[arg(long)]
     eval_data: Option<String>,
+    /// Evaluate every N steps and at the end (default 0 = only with --eval-data, at the end).
     #[arg(long)]
     eval_every: Option<usize>,
+    /// Held-out problems evaluated (default 50).
     #[arg(long)]
     eval_limit: Option<usize>,
     /// Prompt template: boxed, plain, or a text containing {problem}.
@@ -250,6 +263,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         tr.policy.n_trainable(),
         tr.step
     );
+    if tr.step == 0 {
+        if let Some(e) = tr.eval_and_log()? {
+            eprintln!(
+                "held-out accuracy before training: {} ({}/{})",
+                e["accuracy"], e["correct"], e["n"]
+            );
+        }
+    }
     let pb = progress(cfg.max_steps as u64, cfg.algo.name());
     pb.set_position(tr.step as u64);
     while !tr.done() {

@@ -74,7 +74,7 @@ enum Cmd {
     /// answers as problem/answer JSONL.
     Data(cmd_data::Args),
     /// RL from verifiable rewards: CorR-PO, GRPO, Dr.GRPO, DAPO, GSPO (METHOD.md sections 3-4).
-    Train(cmd_train::TrainArgs),
+    Train(Box<cmd_train::TrainArgs>),
     /// Supervised fine-tuning on prompt/response pairs (e.g. GSM8K worked solutions).
     Sft(cmd_train::SftArgs),
 }
@@ -110,7 +110,7 @@ fn main() {
         Cmd::Info(a) => common::info(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Data(a) => cmd_data::run(a),
-        Cmd::Train(a) => cmd_train::train(a),
+        Cmd::Train(a) => cmd_train::train(*a),
         Cmd::Sft(a) => cmd_train::sft(a),
     };
     if let Err(e) = r {

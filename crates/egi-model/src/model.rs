@@ -167,9 +167,9 @@ impl AttnInput {
             start += n;
         }
         let mut mask = Vec::with_capacity(t * t);
-        for q in 0..t {
+        for (q, &bs) in block_start.iter().enumerate() {
             for k in 0..t {
-                let visible = k <= q && (k < prefix || k >= block_start[q]);
+                let visible = k <= q && (k < prefix || k >= bs);
                 mask.push(if visible { 0.0 } else { NEG });
             }
         }

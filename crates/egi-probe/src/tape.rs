@@ -272,7 +272,12 @@ impl Tape {
         )?;
         let cos = rows_of(&self.cos)?;
         let sin = rows_of(&self.sin)?;
-        for l in (0..cfg.num_layers).rev() {
+        // Nothing below the lowest wanted layer is visited: the backward stops there (a
+        // fingerprint of the top layers only costs a fraction of a full backward).
+        let lowest = (0..cfg.num_layers)
+            .find(|&l| Proj::ALL.iter().any(|&p| want(l, p)))
+            .unwrap_or(cfg.num_layers);
+        for l in (lowest..cfg.num_layers).rev() {
             let w = model.layer_view(l);
             let tp = &self.layers[l];
             // MLP: h3 = h2 + down(silu(g) * u), g/u from m = norm(h2).
@@ -339,7 +344,7 @@ impl Tape {
                     visit(l, proj, d)?;
                 }
             }
-            if l == 0 {
+            if l == lowest {
                 break; // nothing below needs a cotangent
             }
             let da = ((lin_bwd(&dq, w.q)? + lin_bwd(&dk, w.k)?)? + lin_bwd(&dv, w.v)?)?;

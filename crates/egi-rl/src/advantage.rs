@@ -17,7 +17,7 @@ pub const STD_EPS: f64 = 1e-4;
 /// advantages whatever the scale.
 pub fn group_advantages(rewards: &[f64], group: usize, scale: Scale) -> Vec<f64> {
     assert!(
-        group > 0 && rewards.len() % group == 0,
+        group > 0 && rewards.len().is_multiple_of(group),
         "rewards not a multiple of the group"
     );
     let mut out = Vec::with_capacity(rewards.len());

@@ -274,7 +274,7 @@ impl TrainConfig {
                 self.lr
             );
         }
-        if !(self.temperature > 0.0) {
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
             bail!(
                 "temperature must be > 0 for RL sampling (got {})",
                 self.temperature

@@ -469,14 +469,11 @@ impl<'a> Trainer<'a> {
                 }))?;
             }
         }
-        if (cfg.save_every > 0 && self.step % cfg.save_every == 0) || self.done() {
+        if (cfg.save_every > 0 && self.step.is_multiple_of(cfg.save_every)) || self.done() {
             self.save()?;
         }
-        if cfg.eval_every > 0 && (self.step % cfg.eval_every == 0 || self.done()) {
-            if let Some(e) = self.eval_task {
-                let r = self.evaluate(e)?;
-                self.evals.append(&r)?;
-            }
+        if (cfg.eval_every > 0 && self.step.is_multiple_of(cfg.eval_every)) || self.done() {
+            self.eval_and_log()?;
         }
         Ok(m)
     }
@@ -504,6 +501,16 @@ impl<'a> Trainer<'a> {
         checkpoint::save(&self.run, &state, self.cfg.keep_last, |dir| {
             policy.save(dir, tok, &gen)
         })
+    }
+
+    /// Evaluate on the held-out task (if any) and append the result to RUN/eval.jsonl.
+    pub fn eval_and_log(&mut self) -> Result<Option<Value>> {
+        let Some(e) = self.eval_task else {
+            return Ok(None);
+        };
+        let r = self.evaluate(e)?;
+        self.evals.append(&r)?;
+        Ok(Some(r))
     }
 
     /// Greedy accuracy on held-out problems (first `eval_limit`), with a Wilson 95% interval.

@@ -2,71 +2,13 @@
 //! digits) goes from chance to >= 0.9 accuracy under GRPO and CorR-PO; a resumed run
 //! reproduces an uninterrupted one; a diverging run stops with a clear message.
 
-use anyhow::Result;
 use candle_core::DType;
-use egi_model::{config::Arch, testing::tiny_random, GenerationDefaults};
-use egi_rl::{Algo, Check, Task, TrainConfig, Trainer};
+use egi_model::{config::Arch, GenerationDefaults};
+use egi_rl::{Algo, Task, TrainConfig, Trainer};
 
-/// Prompt [a+1, b+1, 30]; the answer token is 11 + a + b. Every token decodes to "t<id>\n", so
-/// each token is one fingerprint step.
-struct DigitSum {
-    prompts: Vec<Vec<u32>>,
-    answers: Vec<u32>,
-}
-
-const EOS: u32 = 60;
-
-impl DigitSum {
-    fn new(max_digit: u32) -> Self {
-        let (mut prompts, mut answers) = (vec![], vec![]);
-        for a in 0..=max_digit {
-            for b in 0..=max_digit {
-                prompts.push(vec![a + 1, b + 1, 30]);
-                answers.push(11 + a + b);
-            }
-        }
-        DigitSum { prompts, answers }
-    }
-}
-
-impl Task for DigitSum {
-    fn len(&self) -> usize {
-        self.prompts.len()
-    }
-    fn id(&self, i: usize) -> String {
-        format!("p{i}")
-    }
-    fn prompt_ids(&self, i: usize) -> &[u32] {
-        &self.prompts[i]
-    }
-    fn eos_ids(&self) -> &[u32] {
-        std::slice::from_ref(&EOS)
-    }
-    fn decode(&self, ids: &[u32]) -> Result<String> {
-        Ok(ids
-            .iter()
-            .filter(|&&t| t != EOS)
-            .map(|t| format!("t{t}\n"))
-            .collect())
-    }
-    fn check(&self, i: usize, response: &str) -> Check {
-        let first = response.lines().next().unwrap_or("");
-        Check {
-            correct: first == format!("t{}", self.answers[i]),
-            formatted: true,
-        }
-    }
-}
-
-/// A tiny random model whose output starts near uniform (embeddings, tied to the output,
-/// scaled down): chance is then ~1/61 per sample, and every group can still explore.
-fn tiny(arch: Arch, seed: u64) -> egi_model::Transformer {
-    let mut m = tiny_random(arch, DType::F32, seed).unwrap();
-    let name = "model.embed_tokens.weight";
-    let w = (m.param(name).unwrap().value.clone() * 0.05).unwrap();
-    m.set_value(name, w).unwrap();
-    m
-}
+#[path = "support/digit_sum.rs"]
+mod digit_sum;
+use digit_sum::{tiny, DigitSum};
 
 fn config(algo: Algo) -> TrainConfig {
     TrainConfig {
@@ -91,10 +33,16 @@ fn greedy_accuracy(tr: &mut Trainer, task: &DigitSum) -> f64 {
 }
 
 fn learns(algo: Algo) {
+    learns_with(algo, egi_rl::Base::Grpo, 0.1)
+}
+
+fn learns_with(algo: Algo, base: egi_rl::Base, lambda: f64) {
     let task = DigitSum::new(4);
     let model = tiny(Arch::Llama, 7);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(algo);
+    cfg.base = base;
+    cfg.lambda = lambda;
     cfg.max_steps = 600;
     cfg.eval_limit = task.len();
     let mut tr = Trainer::new(
@@ -118,7 +66,7 @@ fn learns(algo: Algo) {
     while !tr.done() {
         let m = tr.step().unwrap();
         rho_seen |= m["rho_mean"].is_f64();
-        if tr.step % 10 == 0 {
+        if tr.step.is_multiple_of(10) {
             acc = greedy_accuracy(&mut tr, &task);
             if acc >= 0.9 {
                 break;
@@ -146,6 +94,11 @@ fn grpo_learns_digit_sums() {
 #[test]
 fn corr_po_learns_digit_sums() {
     learns(Algo::CorrPo);
+}
+
+#[test]
+fn corr_po_small_lambda_learns_digit_sums() {
+    learns_with(Algo::CorrPo, egi_rl::Base::Grpo, 0.03);
 }
 
 fn metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -298,4 +251,171 @@ fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         let s: f32 = t.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(s.is_finite() && s < 1e6, "{n}");
     }
+}
+
+fn run_steps(cfg: TrainConfig, steps: usize) -> (Trainer<'static>, tempfile::TempDir) {
+    let task: &'static DigitSum = Box::leak(Box::new(DigitSum::new(4)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut tr = Trainer::new(
+        cfg,
+        tiny(Arch::Qwen3, 5),
+        None,
+        GenerationDefaults::default(),
+        task,
+        None,
+        dir.path(),
+        false,
+    )
+    .unwrap();
+    for _ in 0..steps {
+        tr.step().unwrap();
+    }
+    (tr, dir)
+}
+
+fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn every_algorithm_and_trainable_subset_runs() {
+    let start = tiny(Arch::Qwen3, 5).weights();
+    for algo in [Algo::Gspo, Algo::DrGrpo, Algo::Dapo] {
+        let mut cfg = config(algo);
+        cfg.beta = 0.04; // with a reference model and the k3 KL
+        let (tr, _d) = run_steps(cfg, 4);
+        let m: Vec<serde_json::Value> = metrics(_d.path());
+        assert_eq!(m.len(), 4);
+        assert!(m.iter().any(|x| x["kl"].is_f64()), "{algo:?}: KL logged");
+        assert!(
+            max_diff(
+                &tr.policy.model.weights()["model.norm.weight"],
+                &start["model.norm.weight"]
+            ) > 0.0
+        );
+    }
+    // attention only: MLP weights and embeddings stay, attention weights move
+    let mut cfg = config(Algo::Grpo);
+    cfg.trainable = egi_rl::Trainable::Attention;
+    let (tr, _d) = run_steps(cfg, 4);
+    let w = tr.policy.model.weights();
+    assert_eq!(
+        max_diff(
+            &w["model.layers.0.mlp.up_proj.weight"],
+            &start["model.layers.0.mlp.up_proj.weight"]
+        ),
+        0.0
+    );
+    assert_eq!(
+        max_diff(
+            &w["model.embed_tokens.weight"],
+            &start["model.embed_tokens.weight"]
+        ),
+        0.0
+    );
+    assert!(
+        max_diff(
+            &w["model.layers.1.self_attn.o_proj.weight"],
+            &start["model.layers.1.self_attn.o_proj.weight"]
+        ) > 0.0
+    );
+    // LoRA: only the targets change, by a matrix of rank <= r; the checkpoint holds the merged
+    // weights and resumes from its adapters
+    let mut cfg = config(Algo::Grpo);
+    cfg.trainable = egi_rl::Trainable::Lora;
+    cfg.lora_rank = 2;
+    cfg.lora_targets = vec!["q".into(), "v".into()];
+    cfg.save_every = 4;
+    let (mut tr, d) = run_steps(cfg.clone(), 4);
+    let w = tr.policy.inference_model().unwrap().weights();
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    let delta = (&w[name] - &start[name])
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    assert!(
+        delta
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        max_diff(
+            &w["model.layers.0.self_attn.k_proj.weight"],
+            &start["model.layers.0.self_attn.k_proj.weight"]
+        ),
+        0.0
+    );
+    let (r, c) = delta.dims2().unwrap();
+    let v: Vec<f64> = delta.flatten_all().unwrap().to_vec1().unwrap();
+    let rank = egi_rl_test_rank(&v, r, c);
+    assert!(rank <= 2, "LoRA update of rank {rank}");
+    let ck = egi_rl::checkpoint::latest(d.path()).unwrap().1;
+    let saved =
+        candle_core::safetensors::load(ck.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(
+        max_diff(&saved[name], &w[name]),
+        0.0,
+        "merged weights saved"
+    );
+    cfg.max_steps = 5;
+    let task = DigitSum::new(4);
+    let tr2 = Trainer::new(
+        cfg,
+        tiny(Arch::Qwen3, 5),
+        None,
+        GenerationDefaults::default(),
+        &task,
+        None,
+        d.path(),
+        true,
+    )
+    .unwrap();
+    assert_eq!(tr2.step, 4);
+    let a1 = &tr.policy.lora.as_ref().unwrap().adapters[0];
+    let a2 = &tr2.policy.lora.as_ref().unwrap().adapters[0];
+    assert_eq!(max_diff(a1.b.as_tensor(), a2.b.as_tensor()), 0.0);
+}
+
+/// Numerical rank by Gaussian elimination with partial pivoting (tolerance relative to the
+/// largest entry).
+fn egi_rl_test_rank(v: &[f64], r: usize, c: usize) -> usize {
+    let mut a = v.to_vec();
+    let tol = v.iter().fold(0f64, |m, x| m.max(x.abs())) * 1e-3;
+    let (mut rank, mut row) = (0, 0);
+    for col in 0..c {
+        if row == r {
+            break;
+        }
+        let p = (row..r)
+            .max_by(|&i, &j| a[i * c + col].abs().total_cmp(&a[j * c + col].abs()))
+            .unwrap();
+        if a[p * c + col].abs() <= tol {
+            continue;
+        }
+        for k in 0..c {
+            a.swap(row * c + k, p * c + k);
+        }
+        for i in row + 1..r {
+            let f = a[i * c + col] / a[row * c + col];
+            for k in col..c {
+                a[i * c + k] -= f * a[row * c + k];
+            }
+        }
+        row += 1;
+        rank += 1;
+    }
+    rank
 }
