@@ -45,6 +45,9 @@ pub struct Args {
     /// Train benchmark: responses per prompt.
     #[arg(long, default_value_t = 4)]
     pub group_size: usize,
+    /// Train benchmark: also time CorR-PO with rho over these layers only (e.g. 22-29).
+    #[arg(long)]
+    pub fp_layers: Option<String>,
     /// Probe benchmark: tokens per response timed on the (slow) oracle path.
     #[arg(long, default_value_t = 3)]
     pub oracle_tokens: usize,
@@ -392,9 +395,21 @@ fn train_bench(a: &Args) -> Result<()> {
     )?);
     let reps = a.reps.max(1);
     let mut rows = vec![];
-    for algo in [Algo::Grpo, Algo::CorrPo] {
+    let mut runs: Vec<(Algo, Option<Vec<usize>>, String)> = vec![
+        (Algo::Grpo, None, "grpo".into()),
+        (Algo::CorrPo, None, "corr-po (all layers)".into()),
+    ];
+    if let Some(l) = &a.fp_layers {
+        runs.push((
+            Algo::CorrPo,
+            crate::cmd_fingerprint::parse_layers(l, m.model.cfg.num_layers)?,
+            format!("corr-po (layers {l})"),
+        ));
+    }
+    for (algo, fp_layers, label) in runs {
         let cfg = TrainConfig {
             algo,
+            fp_layers,
             data: "built-in".into(),
             max_steps: reps + 1,
             group_size: a.group_size,
@@ -433,13 +448,13 @@ fn train_bench(a: &Args) -> Result<()> {
                 g("seconds_update"),
                 g("tokens"),
             ]);
-            eprintln!("{} step {}: {:.2} s", algo.name(), i + 1, g("seconds_step"));
+            eprintln!("{label} step {}: {:.2} s", i + 1, g("seconds_step"));
         }
         // Median over the timed steps of each column.
         let med: Vec<f64> = (0..6)
             .map(|c| median(ph.iter().map(|p| p[c]).collect()))
             .collect();
-        rows.push((algo, med));
+        rows.push((label, med));
     }
     let base = rows[0].1[0];
     println!(
@@ -453,10 +468,10 @@ fn train_bench(a: &Args) -> Result<()> {
     );
     println!("| algo | step s | rollout s | reward s | fingerprint s | update s | tokens | x GRPO step |");
     println!("|---|---|---|---|---|---|---|---|");
-    for (algo, r) in &rows {
+    for (label, r) in &rows {
         println!(
             "| {} | {:.2} | {:.2} | {:.3} | {:.2} | {:.2} | {:.0} | {:.2} |",
-            algo.name(),
+            label,
             r[0],
             r[1],
             r[2],
@@ -469,9 +484,9 @@ fn train_bench(a: &Args) -> Result<()> {
     if a.json {
         let j: serde_json::Value = rows
             .iter()
-            .map(|(algo, r)| {
+            .map(|(label, r)| {
                 (
-                    algo.name().to_string(),
+                    label.clone(),
                     serde_json::json!({"seconds_step": r[0], "seconds_rollout": r[1], "seconds_reward": r[2],
                         "seconds_fingerprint": r[3], "seconds_update": r[4], "tokens": r[5], "vs_grpo": r[0] / base}),
                 )

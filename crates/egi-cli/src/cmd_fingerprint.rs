@@ -181,7 +181,7 @@ fn unescape(s: &str) -> String {
     s.replace("\\n", "\n").replace("\\t", "\t")
 }
 
-fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
+pub(crate) fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
     if s == "all" {
         return Ok(None);
     }

@@ -125,6 +125,13 @@ pub struct TrainArgs {
     /// Prompt template: boxed, plain, or a text containing {problem}.
     #[arg(long)]
     template: Option<String>,
+    /// CorR-PO: layers whose q/k/v/o enter rho (e.g. 20-29; default all). The fingerprint's
+    /// backward stops at the lowest one, so the top layers alone cost a fraction of all.
+    #[arg(long)]
+    fp_layers: Option<String>,
+    /// CorR-PO: step delimiter of the fingerprint (default "\n").
+    #[arg(long)]
+    fp_step_delim: Option<String>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str, flag: &str, choices: &str) -> Result<T> {
@@ -177,6 +184,12 @@ impl TrainArgs {
         }
         if self.eval_data.is_some() {
             c.eval_data = self.eval_data.clone();
+        }
+        if let Some(l) = &self.fp_layers {
+            c.fp_layers = crate::cmd_fingerprint::parse_layers(l, usize::MAX)?;
+        }
+        if let Some(d) = &self.fp_step_delim {
+            c.fp_step_delim = d.replace("\\n", "\n");
         }
         if let Some(a) = &self.algo {
             c.algo = Algo::parse(a)?;

@@ -8,7 +8,7 @@ use egi_rl::{Algo, TrainConfig, Trainer};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    let task = DigitSum::new(4);
+    let task = DigitSum::new(a.get(4).map_or(Ok(4), |s| s.parse())?);
     let dir = tempfile::tempdir()?;
     let cfg = TrainConfig {
         algo: Algo::parse(&a[1])?,
@@ -24,12 +24,24 @@ fn main() -> anyhow::Result<()> {
         eval_limit: 25,
         ..TrainConfig::default()
     };
-    let mut tr = Trainer::new(cfg, tiny(Arch::Llama, 7), None, GenerationDefaults::default(), &task, None, dir.path(), false)?;
+    let mut tr = Trainer::new(
+        cfg,
+        tiny(Arch::Llama, 7),
+        None,
+        GenerationDefaults::default(),
+        &task,
+        None,
+        dir.path(),
+        false,
+    )?;
     while !tr.done() {
         let m = tr.step()?;
         if tr.step.is_multiple_of(50) {
             let e = tr.evaluate(&task)?;
-            println!("{} sample acc {:.3} greedy {} rho {}", tr.step, m["accuracy"], e["accuracy"], m["rho_mean"]);
+            println!(
+                "{} sample acc {:.3} greedy {} rho {}",
+                tr.step, m["accuracy"], e["accuracy"], m["rho_mean"]
+            );
         }
     }
     Ok(())

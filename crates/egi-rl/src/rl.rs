@@ -85,6 +85,10 @@ impl<'a> Trainer<'a> {
         } else {
             None
         };
+        if cfg.algo == Algo::CorrPo {
+            // Bad fingerprint options fail now, not at the first step.
+            Self::probe_options_of(&cfg)?.matrices(model.cfg.num_layers)?;
+        }
         let mut policy = Policy::new(model, &cfg)?;
         let (mut step, mut cursor, mut keep) = (0, 0, None);
         if resume {
@@ -143,11 +147,15 @@ impl<'a> Trainer<'a> {
     }
 
     fn probe_options(&self) -> Result<ProbeOptions> {
+        Self::probe_options_of(&self.cfg)
+    }
+
+    fn probe_options_of(cfg: &TrainConfig) -> Result<ProbeOptions> {
         Ok(ProbeOptions {
-            target: serde_json::from_value(json!(self.cfg.fp_target))?,
-            step_mode: serde_json::from_value(json!(self.cfg.fp_step_mode))?,
-            layers: self.cfg.fp_layers.clone(),
-            step_delim: self.cfg.fp_step_delim.clone(),
+            target: serde_json::from_value(json!(cfg.fp_target))?,
+            step_mode: serde_json::from_value(json!(cfg.fp_step_mode))?,
+            layers: cfg.fp_layers.clone(),
+            step_delim: cfg.fp_step_delim.clone(),
             ..ProbeOptions::default()
         })
     }

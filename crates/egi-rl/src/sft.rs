@@ -318,7 +318,8 @@ impl<'a> SftTrainer<'a> {
             "seconds_step": secs,
         });
         self.metrics.append(&m)?;
-        if (self.cfg.save_every > 0 && self.step.is_multiple_of(self.cfg.save_every)) || self.done() {
+        if (self.cfg.save_every > 0 && self.step.is_multiple_of(self.cfg.save_every)) || self.done()
+        {
             self.save()?;
         }
         Ok(m)

@@ -65,4 +65,3 @@ pub fn tiny(arch: Arch, seed: u64) -> egi_model::Transformer {
     m.set_value(name, w).unwrap();
     m
 }
-
