@@ -24,7 +24,7 @@ use crate::reward::{overlong_penalty, Reward, RewardWeights};
 use crate::task::Task;
 
 /// Vocabulary projection chunk (rows at a time) in the loss forward.
-const LOGIT_CHUNK: usize = 256;
+const LOGIT_CHUNK: usize = 1024;
 
 /// One prompt's rollouts.
 struct Group {
