@@ -370,18 +370,7 @@ pub fn sft(a: SftArgs) -> Result<()> {
         None
     });
     let mut c: SftConfig = match file {
-        Some(p) => {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("{}: cannot read", p.display()))?;
-            if p.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not an sft config", p.display()))?
-            } else {
-                toml::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!("{}: {}", p.display(), e.to_string().replace('\n', " "))
-                })?
-            }
-        }
+        Some(p) => egi_rl::config::read_config(&p)?,
         None => SftConfig::default(),
     };
     macro_rules! set {

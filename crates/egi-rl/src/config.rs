@@ -195,21 +195,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Read a TOML (`.toml`) or JSON file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the config file", path.display()))?;
-        let is_json = path.extension().is_some_and(|e| e == "json");
-        if is_json {
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a valid egi train config (JSON)", path.display()))
-        } else {
-            toml::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: not a valid egi train config (TOML): {}",
-                    path.display(),
-                    e.to_string().replace('\n', " ")
-                )
-            })
-        }
+        read_config(path)
     }
 
     /// The algorithm whose surrogate and normaliser are used.
@@ -305,5 +291,24 @@ impl TrainConfig {
             bail!("lora_rank must be at least 1");
         }
         Ok(())
+    }
+}
+
+/// A config struct from a TOML file, or JSON when the name ends in `.json`; the error names
+/// the file and the offending key.
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the config file", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid egi config (JSON)", path.display()))
+    } else {
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a valid egi config (TOML): {}",
+                path.display(),
+                e.to_string().replace('\n', " ")
+            )
+        })
     }
 }

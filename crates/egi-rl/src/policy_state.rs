@@ -77,6 +77,20 @@ impl Policy {
             .collect()
     }
 
+    /// Backward of one micro-batch's loss, its gradients added into `acc` (optimizer order).
+    pub fn accumulate(&self, acc: &mut [Option<Tensor>], loss: &Tensor) -> Result<()> {
+        let store = loss.backward()?;
+        for (a, g) in acc.iter_mut().zip(self.grads(&store)) {
+            if let Some(g) = g {
+                *a = Some(match a.take() {
+                    Some(x) => (x + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Model (merged weights, loadable by every egi command), optimizer moments and adapters.
     pub fn save(
         &mut self,

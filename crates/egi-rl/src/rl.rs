@@ -380,15 +380,7 @@ impl<'a> Trainer<'a> {
                     if epoch == 0 {
                         stats.add(&st);
                     }
-                    let store = loss.backward()?;
-                    for (a, g) in acc.iter_mut().zip(self.policy.grads(&store)) {
-                        if let Some(g) = g {
-                            *a = Some(match a.take() {
-                                Some(x) => (x + g)?,
-                                None => g,
-                            });
-                        }
-                    }
+                    self.policy.accumulate(&mut acc, &loss)?;
                 }
             }
             grad_norm = self

@@ -289,15 +289,7 @@ impl<'a> SftTrainer<'a> {
                     checkpoint::latest(&self.run).map(|(_, p)| p.display().to_string()).unwrap_or_else(|| "none".into()));
             }
             nll_sum += l as f64;
-            let store = loss.backward()?;
-            for (a, g) in acc.iter_mut().zip(self.policy.grads(&store)) {
-                if let Some(g) = g {
-                    *a = Some(match a.take() {
-                        Some(x) => (x + g)?,
-                        None => g,
-                    });
-                }
-            }
+            self.policy.accumulate(&mut acc, &loss)?;
         }
         let lr = self.policy.opt.cfg.lr_at(self.step, self.cfg.max_steps);
         let gn = self.policy.opt.step(&acc, lr).map_err(|e| {
