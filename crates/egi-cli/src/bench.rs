@@ -374,7 +374,7 @@ impl egi_rl::Task for BenchTask<'_> {
 }
 
 fn train_bench(a: &Args) -> Result<()> {
-    use egi_rl::{Algo, Task, TrainConfig, Trainer};
+    use egi_rl::{Algo, TrainConfig, Trainer};
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let problems: Vec<egi_eval::data::Problem> = TRAIN_PROBLEMS
@@ -431,7 +431,6 @@ fn train_bench(a: &Args) -> Result<()> {
             dir.path(),
             false,
         )?;
-        let _ = task.len();
         let mut ph: Vec<[f64; 6]> = vec![];
         for i in 0..reps + 1 {
             // The last step also writes the final checkpoint: time the steps before it.

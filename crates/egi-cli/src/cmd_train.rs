@@ -214,15 +214,6 @@ impl TrainArgs {
     }
 }
 
-/// A data file, or a benchmark name under data_dir.
-fn data_path(spec: &str, data_dir: &str) -> Result<PathBuf> {
-    let p = Path::new(spec);
-    if p.is_file() {
-        return Ok(p.to_path_buf());
-    }
-    egi_eval::data::bench_file(spec, Path::new(data_dir))
-}
-
 pub fn train(a: TrainArgs) -> Result<()> {
     let cfg = a.config()?;
     if !a.resume && egi_rl::checkpoint::latest(&a.out).is_some() {
@@ -239,7 +230,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
         "{}",
         toml::to_string(&cfg).unwrap_or_else(|_| format!("{cfg:#?}"))
     );
-    let problems = egi_eval::data::load_problems(&data_path(&cfg.data, &cfg.data_dir)?, cfg.limit)?;
+    let problems = egi_eval::data::load_problems(
+        &egi_eval::data::bench_file(&cfg.data, Path::new(&cfg.data_dir))?,
+        cfg.limit,
+    )?;
     let m = load_model(&cfg.model)?;
     let eos = m.eos_ids();
     let egi_model::LoadedModel {
@@ -252,7 +246,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let task = MathTask::new(problems, tok, eos.clone(), &cfg.template, cfg.raw)?;
     let eval_task = match &cfg.eval_data {
         Some(d) => Some(MathTask::new(
-            egi_eval::data::load_problems(&data_path(d, &cfg.data_dir)?, Some(cfg.eval_limit))?,
+            egi_eval::data::load_problems(
+                &egi_eval::data::bench_file(d, Path::new(&cfg.data_dir))?,
+                Some(cfg.eval_limit),
+            )?,
             tok,
             eos,
             &cfg.template,

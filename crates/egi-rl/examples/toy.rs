@@ -1,5 +1,6 @@
 //! CorR-PO / GRPO on the digit-sum toy task, printing greedy accuracy every 50 steps:
-//! cargo run --release -p egi-rl --example toy -- corr-po dr-grpo 1500
+//! cargo run --release -p egi-rl --example toy -- ALGO BASE STEPS [MAX_DIGIT [LAMBDA]]
+//! e.g. `-- corr-po grpo 400 4 0.1` or `-- grpo grpo 400`
 #[path = "../tests/support/digit_sum.rs"]
 mod digit_sum;
 use digit_sum::{tiny, DigitSum};
@@ -22,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         save_every: 0,
         seed: 1,
         eval_limit: 25,
+        lambda: a.get(5).map_or(Ok(0.1), |s| s.parse())?,
         ..TrainConfig::default()
     };
     let mut tr = Trainer::new(

@@ -61,6 +61,19 @@ pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The example at position `c` of an endless data stream over `n` examples: each pass over
+/// the data is a fresh shuffle seeded by (seed, salt, pass), so a position alone says which
+/// example comes next (that is what makes resuming exact).
+pub fn stream_index(seed: u64, salt: u64, n: usize, c: usize) -> usize {
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+        seed,
+        (c / n) as u64,
+        salt,
+    )));
+    perm[c % n]
+}
+
 impl<'a> Trainer<'a> {
     /// Set up a run in `run` (fresh, or resumed from its latest checkpoint).
     #[allow(clippy::too_many_arguments)]
@@ -132,18 +145,8 @@ impl<'a> Trainer<'a> {
         self.step >= self.cfg.max_steps
     }
 
-    /// The problem at position `c` of the data stream: each pass over the data is a fresh
-    /// seeded shuffle.
     fn problem_at(&self, c: usize) -> usize {
-        let n = self.task.len();
-        let epoch = (c / n) as u64;
-        let mut perm: Vec<usize> = (0..n).collect();
-        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
-            self.cfg.seed,
-            epoch,
-            0x5eed,
-        )));
-        perm[c % n]
+        stream_index(self.cfg.seed, 0x5eed, self.task.len(), c)
     }
 
     fn probe_options(&self) -> Result<ProbeOptions> {

@@ -8,9 +8,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use egi_model::{chat::ChatMessage, GenerationDefaults, Tokenizer, Transformer};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -19,7 +16,7 @@ use crate::config::{TrainConfig, Trainable};
 use crate::optim::Schedule;
 use crate::policy::{pack, token_logprobs};
 use crate::policy_state::Policy;
-use crate::rl::mix;
+use crate::rl::stream_index;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -256,14 +253,7 @@ impl<'a> SftTrainer<'a> {
     }
 
     fn example_at(&self, c: usize) -> usize {
-        let n = self.examples.len();
-        let mut perm: Vec<usize> = (0..n).collect();
-        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
-            self.cfg.seed,
-            (c / n) as u64,
-            0x5f7,
-        )));
-        perm[c % n]
+        stream_index(self.cfg.seed, 0x5f7, self.examples.len(), c)
     }
 
     pub fn step(&mut self) -> Result<Value> {
