@@ -26,22 +26,23 @@ pub struct Param {
     pub var: Option<Var>,
 }
 
+/// Indices into `params` of one layer's weights.
 #[derive(Clone, Copy)]
-struct Layer {
-    input_norm: usize,
-    q: usize,
-    k: usize,
-    v: usize,
-    o: usize,
-    q_bias: Option<usize>,
-    k_bias: Option<usize>,
-    v_bias: Option<usize>,
-    q_norm: Option<usize>,
-    k_norm: Option<usize>,
-    post_norm: usize,
-    gate: usize,
-    up: usize,
-    down: usize,
+pub(crate) struct Layer {
+    pub(crate) input_norm: usize,
+    pub(crate) q: usize,
+    pub(crate) k: usize,
+    pub(crate) v: usize,
+    pub(crate) o: usize,
+    pub(crate) q_bias: Option<usize>,
+    pub(crate) k_bias: Option<usize>,
+    pub(crate) v_bias: Option<usize>,
+    pub(crate) q_norm: Option<usize>,
+    pub(crate) k_norm: Option<usize>,
+    pub(crate) post_norm: usize,
+    pub(crate) gate: usize,
+    pub(crate) up: usize,
+    pub(crate) down: usize,
 }
 
 /// One layer's weights (HF layout: [out, in]).
@@ -66,10 +67,10 @@ pub struct Transformer {
     pub cfg: ModelConfig,
     params: Vec<Param>,
     index: HashMap<String, usize>,
-    layers: Vec<Layer>,
-    embed: usize,
-    final_norm: usize,
-    lm_head: Option<usize>,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) embed: usize,
+    pub(crate) final_norm: usize,
+    pub(crate) lm_head: Option<usize>,
     /// RoPE tables [max_pos, head_dim/2], in the model dtype.
     cos: Tensor,
     sin: Tensor,
@@ -522,7 +523,7 @@ impl Transformer {
         (&self.cos, &self.sin)
     }
 
-    fn w(&self, i: usize) -> &Tensor {
+    pub(crate) fn w(&self, i: usize) -> &Tensor {
         &self.params[i].value
     }
     fn wo(&self, i: Option<usize>) -> Option<&Tensor> {

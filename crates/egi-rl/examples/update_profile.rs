@@ -1,9 +1,10 @@
-//! Where the loss forward/backward of one packed group spends its time (default model).
+//! Where the loss forward/backward of one packed group spends its time (default model):
+//! candle's autograd against the hand-written training pass, same group, same loss.
 //! cargo run --release -p egi-rl --example update_profile
 use std::time::Instant;
 
-use candle_core::{DType, Device};
-use egi_rl::policy::{pack, token_logprobs};
+use candle_core::{DType, Device, Tensor};
+use egi_rl::policy::{pack, token_logprobs, LogprobPass};
 
 fn main() -> anyhow::Result<()> {
     let mut m = egi_model::load("default", DType::F32, &Device::Cpu)?.model;
@@ -14,36 +15,36 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let refs: Vec<&[u32]> = resp.iter().map(|r| r.as_slice()).collect();
     let pk = pack(&prompt, &refs);
-    for chunk in [256usize, 1024] {
-        for _ in 0..2 {
-            let t0 = Instant::now();
-            let (lp, _) = token_logprobs(&m, &pk, chunk)?;
-            let loss = lp.sum_all()?;
-            let t1 = Instant::now();
+    let n = pk.tgt.len();
+    println!("{} positions, {n} targets", pk.ids.len());
+    // `-- fused`: the hand-written pass only (for perf record).
+    let only_fused = std::env::args().any(|a| a == "fused");
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let mut k = 0;
+        let mut t1 = t0;
+        if !only_fused {
+            let (lp, _) = token_logprobs(&m, &pk, 1024)?;
+            let loss = lp.sum_all()?.neg()?;
+            t1 = Instant::now();
             let g = loss.backward()?;
-            let t2 = Instant::now();
-            let n = vars.iter().filter(|v| g.get(v).is_some()).count();
-            println!(
-                "chunk {chunk}: {} positions, {} targets: forward {:.2} s, backward {:.2} s ({n} grads)",
-                pk.ids.len(),
-                pk.tgt.len(),
-                (t1 - t0).as_secs_f64(),
-                (t2 - t1).as_secs_f64()
-            );
+            k = vars.iter().filter(|v| g.get(v).is_some()).count();
         }
+        let t2 = Instant::now();
+        let t3 = Instant::now();
+        let pass = LogprobPass::record(&m, &pk, 1024)?;
+        let t4 = Instant::now();
+        let d = Tensor::full(-1f32, n, &Device::Cpu)?;
+        let gr = pass.backward(&m, &d, &|_| true)?;
+        let t5 = Instant::now();
+        let kf = gr.iter().filter(|g| g.is_some()).count();
+        println!(
+            "autograd: forward {:.2} s, backward {:.2} s ({k} grads) | hand-written: forward {:.2} s, backward {:.2} s ({kf} grads)",
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            (t4 - t3).as_secs_f64(),
+            (t5 - t4).as_secs_f64(),
+        );
     }
-    // Body only (no vocabulary projection).
-    let ids = candle_core::Tensor::from_slice(&pk.ids, (1, pk.ids.len()), &Device::Cpu)?;
-    let attn = egi_model::AttnInput::packed(pk.prefix, &pk.blocks, DType::F32, &Device::Cpu)?;
-    let t0 = Instant::now();
-    let h = m.forward_hidden(&ids, &attn)?;
-    let loss = h.sum_all()?;
-    let t1 = Instant::now();
-    let _g = loss.backward()?;
-    println!(
-        "body only: forward {:.2} s, backward {:.2} s",
-        (t1 - t0).as_secs_f64(),
-        t0.elapsed().as_secs_f64() - (t1 - t0).as_secs_f64()
-    );
     Ok(())
 }

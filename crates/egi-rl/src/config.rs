@@ -53,6 +53,18 @@ pub enum Trainable {
     Lora,
 }
 
+/// How gradients are computed. Both give the same gradients (tests check it); "autograd"
+/// (candle's) is kept as the reference and the benchmark's baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backward {
+    /// egi-model's hand-written training backward (all weights or attention only).
+    #[default]
+    Fused,
+    /// candle's autograd (always used for LoRA).
+    Autograd,
+}
+
 /// Every knob of `egi train` (and the shared part of `egi sft`). Field names are the config
 /// file's keys; unknown keys are an error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +125,8 @@ pub struct TrainConfig {
     pub adam_beta2: f64,
 
     pub trainable: Trainable,
+    /// "fused" (default) or "autograd": see [`Backward`].
+    pub backward: Backward,
     pub lora_rank: usize,
     pub lora_alpha: f64,
     /// Projections that get adapters (q, k, v, o, gate, up, down).
@@ -175,6 +189,7 @@ impl Default for TrainConfig {
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             trainable: Trainable::All,
+            backward: Backward::Fused,
             lora_rank: 8,
             lora_alpha: 16.0,
             lora_targets: ["q", "k", "v", "o"].map(String::from).to_vec(),

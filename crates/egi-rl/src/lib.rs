@@ -18,7 +18,7 @@ pub mod rl;
 pub mod sft;
 pub mod task;
 
-pub use config::{Algo, TrainConfig, Trainable};
+pub use config::{Algo, Backward, TrainConfig, Trainable};
 pub use loss::Base;
 pub use rl::Trainer;
 pub use task::{Check, MathTask, Task};

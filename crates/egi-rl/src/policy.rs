@@ -6,6 +6,7 @@
 
 use anyhow::{ensure, Result};
 use candle_core::{DType, Tensor, D};
+use egi_model::backprop::{Grads, Pass};
 use egi_model::{AttnInput, Transformer};
 
 /// A prompt and some of its responses, laid out for one forward pass.
@@ -86,4 +87,122 @@ pub fn token_logprobs(
         Tensor::cat(&parts, 0)?
     };
     Ok((logp, ent))
+}
+
+/// The same log-probabilities through egi-model's hand-written training pass, and their
+/// backward: from dL/d logp per token to the gradient of every wanted weight. The vocabulary
+/// projection runs `chunk` tokens at a time in both directions (recomputed in the backward,
+/// so memory stays bounded by one chunk of logits).
+pub struct LogprobPass {
+    pass: Pass,
+    src: Tensor,
+    tgt: Tensor,
+    chunk: usize,
+    /// ln pi(token) [n] (model dtype, no graph) and the entropy (nats) at each token.
+    pub logp: Tensor,
+    pub ent: Vec<f32>,
+}
+
+impl LogprobPass {
+    pub fn record(model: &Transformer, pk: &Packed, chunk: usize) -> Result<Self> {
+        ensure!(pk.prefix > 0, "empty prompt");
+        let dev = model.device();
+        let attn = AttnInput::packed(pk.prefix, &pk.blocks, model.dtype(), dev)?;
+        let pass = Pass::record(model, &pk.ids, &attn)?;
+        let n = pk.src.len();
+        let src = Tensor::from_slice(&pk.src, n, dev)?;
+        let tgt = Tensor::from_slice(&pk.tgt, n, dev)?;
+        let h = pass.hidden.index_select(&src, 0)?;
+        let e = model.lm_head_weight().detach();
+        let (mut logp, mut ent) = (vec![], Vec::with_capacity(n));
+        let chunk = chunk.max(1);
+        for start in (0..n).step_by(chunk) {
+            let m = chunk.min(n - start);
+            let lsm =
+                candle_nn::ops::log_softmax(&h.narrow(0, start, m)?.matmul(&e.t()?)?, D::Minus1)?;
+            ent.extend(
+                (lsm.exp()? * &lsm)?
+                    .sum(D::Minus1)?
+                    .neg()?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?,
+            );
+            let l = lsm.gather(&tgt.narrow(0, start, m)?.unsqueeze(1)?, 1)?;
+            logp.push(l.squeeze(1)?);
+        }
+        let logp = if logp.is_empty() {
+            Tensor::zeros(0, model.dtype(), dev)?
+        } else {
+            Tensor::cat(&logp, 0)?
+        };
+        Ok(LogprobPass {
+            pass,
+            src,
+            tgt,
+            chunk,
+            logp,
+            ent,
+        })
+    }
+
+    /// Gradients (by parameter index) of the scalar L whose derivatives are `dlogp` [n].
+    /// With c = dL/d logp: d logits = c (onehot - softmax), so the head's input gets
+    /// c (E[y] - p E) and the head c (onehot - p)^T h.
+    pub fn backward(
+        &self,
+        model: &Transformer,
+        dlogp: &Tensor,
+        want: &dyn Fn(usize) -> bool,
+    ) -> Result<Grads> {
+        let n = self.ent.len();
+        ensure!(
+            dlogp.dims() == [n],
+            "dlogp has shape {:?}, expected [{n}]",
+            dlogp.dims()
+        );
+        let dt = model.dtype();
+        let c = dlogp.to_dtype(dt)?.unsqueeze(1)?; // [n, 1]
+        let e = model.lm_head_weight().detach();
+        let h = self.pass.hidden.index_select(&self.src, 0)?;
+        let head = model.lm_head_index();
+        let want_head = want(head);
+        let mut dh_src = vec![];
+        let mut d_head: Option<Tensor> = None;
+        for start in (0..n).step_by(self.chunk) {
+            let m = self.chunk.min(n - start);
+            let hc = h.narrow(0, start, m)?;
+            let cc = c.narrow(0, start, m)?;
+            let p = candle_nn::ops::softmax_last_dim(&hc.matmul(&e.t()?)?)?;
+            let neg = p.broadcast_mul(&cc)?.neg()?; // -c p, [m, V]
+            let tg = self.tgt.narrow(0, start, m)?;
+            let ey = e.index_select(&tg, 0)?; // [m, H]
+            dh_src.push((neg.matmul(&e)? + ey.broadcast_mul(&cc)?)?);
+            if want_head {
+                let g = neg
+                    .t()?
+                    .matmul(&hc)?
+                    .index_add(&tg, &hc.broadcast_mul(&cc)?, 0)?;
+                d_head = Some(match d_head {
+                    Some(x) => (x + g)?,
+                    None => g,
+                });
+            }
+        }
+        let hidden = &self.pass.hidden;
+        let d_hidden = if dh_src.is_empty() {
+            hidden.zeros_like()?
+        } else {
+            hidden
+                .zeros_like()?
+                .index_add(&self.src, &Tensor::cat(&dh_src, 0)?, 0)?
+        };
+        let mut grads = self.pass.backward(model, &d_hidden, want)?;
+        if let Some(g) = d_head {
+            grads[head] = Some(match grads[head].take() {
+                Some(x) => (x + g)?,
+                None => g,
+            });
+        }
+        Ok(grads)
+    }
 }

@@ -8,14 +8,43 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 use egi_model::{GenerationDefaults, Tokenizer, Transformer};
 
 use crate::checkpoint::{ADAPTER_FILE, OPTIM_FILE};
-use crate::config::{TrainConfig, Trainable};
+use crate::config::{Backward, TrainConfig, Trainable};
 use crate::lora::Lora;
 use crate::optim::AdamW;
+use crate::policy::{token_logprobs, LogprobPass, Packed};
 
 pub struct Policy {
     pub model: Transformer,
     pub lora: Option<Lora>,
     pub opt: AdamW,
+    /// Optimizer slot of each model parameter (None: frozen, or LoRA's adapters train).
+    slot: Vec<Option<usize>>,
+    /// Gradients through egi-model's hand-written backward (all weights or attention only);
+    /// LoRA, or `backward = "autograd"`, goes through candle's autograd.
+    fused: bool,
+}
+
+/// One micro-batch's forward: the token log-probabilities a loss is built from.
+pub enum Forward {
+    /// Through candle's autograd graph (LoRA, or on request).
+    Autograd { logp: Tensor, ent: Vec<f32> },
+    /// Through the hand-written pass: `logp` is a leaf whose gradient seeds its backward.
+    Fused { pass: LogprobPass, logp: Var },
+}
+
+impl Forward {
+    pub fn logp(&self) -> &Tensor {
+        match self {
+            Forward::Autograd { logp, .. } => logp,
+            Forward::Fused { logp, .. } => logp.as_tensor(),
+        }
+    }
+    pub fn entropy(&self) -> &[f32] {
+        match self {
+            Forward::Autograd { ent, .. } => ent,
+            Forward::Fused { pass, .. } => &pass.ent,
+        }
+    }
 }
 
 impl Policy {
@@ -44,8 +73,65 @@ impl Policy {
                 (None, named)
             }
         };
+        let slot: Vec<Option<usize>> = if lora.is_some() {
+            vec![None; model.params().len()]
+        } else {
+            let mut k = 0;
+            model
+                .params()
+                .iter()
+                .map(|p| {
+                    p.var.as_ref().map(|_| {
+                        k += 1;
+                        k - 1
+                    })
+                })
+                .collect()
+        };
+        let fused = lora.is_none() && cfg.backward == Backward::Fused;
         let opt = AdamW::new(cfg.optim(), named)?;
-        Ok(Policy { model, lora, opt })
+        Ok(Policy {
+            model,
+            lora,
+            opt,
+            slot,
+            fused,
+        })
+    }
+
+    /// Forward of one packed micro-batch (vocabulary projection `chunk` tokens at a time).
+    pub fn forward(&mut self, pk: &Packed, chunk: usize) -> Result<Forward> {
+        if !self.fused {
+            let (logp, ent) = token_logprobs(self.train_model()?, pk, chunk)?;
+            return Ok(Forward::Autograd { logp, ent });
+        }
+        let pass = LogprobPass::record(&self.model, pk, chunk)?;
+        let logp = Var::from_tensor(&pass.logp)?;
+        Ok(Forward::Fused { pass, logp })
+    }
+
+    /// Backward of `loss` (built from `fwd.logp()`), its gradients added into `acc`.
+    pub fn backward(&self, fwd: Forward, loss: &Tensor, acc: &mut [Option<Tensor>]) -> Result<()> {
+        match fwd {
+            Forward::Autograd { .. } => self.accumulate(acc, loss),
+            Forward::Fused { pass, logp } => {
+                let store = loss.backward()?;
+                let d = match store.get(&logp) {
+                    Some(d) => d.clone(),
+                    None => logp.zeros_like()?,
+                };
+                let grads = pass.backward(&self.model, &d, &|i| self.slot[i].is_some())?;
+                for (i, g) in grads.into_iter().enumerate() {
+                    if let (Some(g), Some(k)) = (g, self.slot[i]) {
+                        acc[k] = Some(match acc[k].take() {
+                            Some(x) => (x + g)?,
+                            None => g,
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn n_trainable(&self) -> usize {

@@ -358,11 +358,12 @@ impl<'a> Trainer<'a> {
                     if pk.tgt.is_empty() {
                         continue;
                     }
-                    let model = self.policy.train_model()?;
-                    let (logp, ent) = token_logprobs(model, &pk, LOGIT_CHUNK)?;
+                    let fwd = self.policy.forward(&pk, LOGIT_CHUNK)?;
+                    let logp = fwd.logp();
                     if epoch == 0 {
                         // pi_old = the weights that sampled: unchanged until this epoch's step.
-                        old[mi] = Some(logp.to_vec1::<f32>()?);
+                        old[mi] = Some(logp.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?);
+                        let ent = fwd.entropy();
                         ent_sum += ent.iter().map(|&e| e as f64).sum::<f64>();
                         ent_n += ent.len();
                         if let Some(r) = &self.reference {
@@ -376,14 +377,14 @@ impl<'a> Trainer<'a> {
                         ref_logp: refs[mi].clone(),
                         adv: adv[k][s..s + n].iter().map(|&a| a as f32).collect(),
                     };
-                    let (loss, st) = policy_loss(&logp, &tb, &lcfg, &norm)?;
+                    let (loss, st) = policy_loss(logp, &tb, &lcfg, &norm)?;
                     if !st.loss.is_finite() {
                         bail!(self.nonfinite(&format!("the loss is {}", st.loss)));
                     }
                     if epoch == 0 {
                         stats.add(&st);
                     }
-                    self.policy.accumulate(&mut acc, &loss)?;
+                    self.policy.backward(fwd, &loss, &mut acc)?;
                 }
             }
             grad_norm = self

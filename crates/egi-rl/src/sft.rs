@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::checkpoint::{self, MetricsLog, TrainerState};
-use crate::config::{TrainConfig, Trainable};
+use crate::config::{Backward, TrainConfig, Trainable};
 use crate::optim::Schedule;
-use crate::policy::{pack, token_logprobs};
+use crate::policy::pack;
 use crate::policy_state::Policy;
 use crate::rl::stream_index;
 
@@ -42,6 +42,8 @@ pub struct SftConfig {
     pub weight_decay: f64,
     pub max_grad_norm: f64,
     pub trainable: Trainable,
+    /// "fused" (default) or "autograd".
+    pub backward: Backward,
     pub lora_rank: usize,
     pub lora_alpha: f64,
     pub lora_targets: Vec<String>,
@@ -70,6 +72,7 @@ impl Default for SftConfig {
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             trainable: Trainable::All,
+            backward: Backward::Fused,
             lora_rank: t.lora_rank,
             lora_alpha: t.lora_alpha,
             lora_targets: t.lora_targets,
@@ -91,6 +94,7 @@ impl SftConfig {
             weight_decay: self.weight_decay,
             max_grad_norm: self.max_grad_norm,
             trainable: self.trainable,
+            backward: self.backward,
             lora_rank: self.lora_rank,
             lora_alpha: self.lora_alpha,
             lora_targets: self.lora_targets.clone(),
@@ -268,10 +272,9 @@ impl<'a> SftTrainer<'a> {
         for &i in &idx {
             let ex = &self.examples[i];
             let pk = pack(&ex.prompt, &[&ex.response]);
-            let model = self.policy.train_model()?;
-            let (logp, _) = token_logprobs(model, &pk, 256)?;
+            let fwd = self.policy.forward(&pk, 256)?;
             // Token-level mean over the whole batch.
-            let loss = (logp.sum_all()? * (-1.0 / n_tok as f64))?;
+            let loss = (fwd.logp().sum_all()? * (-1.0 / n_tok as f64))?;
             let l: f32 = loss.to_scalar()?;
             if !l.is_finite() {
                 bail!("step {}: the loss is {l}; stopping without an update (last good checkpoint: {}). Lower --lr.",
@@ -279,7 +282,7 @@ impl<'a> SftTrainer<'a> {
                     checkpoint::latest(&self.run).map(|(_, p)| p.display().to_string()).unwrap_or_else(|| "none".into()));
             }
             nll_sum += l as f64;
-            self.policy.accumulate(&mut acc, &loss)?;
+            self.policy.backward(fwd, &loss, &mut acc)?;
         }
         let lr = self.policy.opt.cfg.lr_at(self.step, self.cfg.max_steps);
         let gn = self.policy.opt.step(&acc, lr).map_err(|e| {
