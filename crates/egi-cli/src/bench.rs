@@ -395,21 +395,37 @@ fn train_bench(a: &Args) -> Result<()> {
     )?);
     let reps = a.reps.max(1);
     let mut rows = vec![];
-    let mut runs: Vec<(Algo, Option<Vec<usize>>, String)> = vec![
-        (Algo::Grpo, None, "grpo".into()),
-        (Algo::CorrPo, None, "corr-po (all layers)".into()),
+    use egi_rl::Backward;
+    // The first row is the baseline of the ratio column; the autograd row shows what the
+    // hand-written backward saves, measured in the same run.
+    let mut runs: Vec<(Algo, Option<Vec<usize>>, Backward, String)> = vec![
+        (Algo::Grpo, None, Backward::Fused, "grpo".into()),
+        (
+            Algo::Grpo,
+            None,
+            Backward::Autograd,
+            "grpo (candle autograd backward)".into(),
+        ),
+        (
+            Algo::CorrPo,
+            None,
+            Backward::Fused,
+            "corr-po (all layers)".into(),
+        ),
     ];
     if let Some(l) = &a.fp_layers {
         runs.push((
             Algo::CorrPo,
             crate::cmd_fingerprint::parse_layers(l, m.model.cfg.num_layers)?,
+            Backward::Fused,
             format!("corr-po (layers {l})"),
         ));
     }
-    for (algo, fp_layers, label) in runs {
+    for (algo, fp_layers, backward, label) in runs {
         let cfg = TrainConfig {
             algo,
             fp_layers,
+            backward,
             data: "built-in".into(),
             max_steps: reps + 1,
             group_size: a.group_size,

@@ -236,10 +236,19 @@ pub fn fingerprint(
             .filter(|g| !g.is_empty())
             .collect(),
     };
-    // Input sides (X and its Gram factor), one per matrix for the whole response.
-    let inputs: Vec<InputSide> = matrices
+    // Input sides (X and its Gram factor) for the whole response, one per distinct input:
+    // q, k and v of a layer read the same X, so they share one.
+    let input_key = |(l, p): (usize, Proj)| (l, p == Proj::O);
+    let mut keys: Vec<(usize, bool)> = matrices.iter().map(|&m| input_key(m)).collect();
+    keys.dedup();
+    let side_of: Vec<usize> = matrices
+        .iter()
+        .map(|&m| keys.iter().position(|&k| k == input_key(m)).unwrap())
+        .collect();
+    let inputs: Vec<InputSide> = keys
         .par_iter()
-        .map(|&(l, p)| -> Result<InputSide> {
+        .map(|&(l, is_o)| -> Result<InputSide> {
+            let p = if is_o { Proj::O } else { Proj::Q };
             let x = tape.input_of(l, p).to_dtype(DType::F64)?;
             let (r, c) = x.dims2()?;
             Ok(InputSide::new(Dense::new(
@@ -291,7 +300,7 @@ pub fn fingerprint(
                 // eigenproblems in parallel. D itself is only read when the large-side
                 // fallback needs it.
                 let dd: Vec<Vec<Vec<f64>>> = d.matmul(&d.t()?)?.to_dtype(DType::F64)?.to_vec3()?;
-                let inp = &inputs[m];
+                let inp = &inputs[side_of[m]];
                 let out: Vec<f64> = (0..chunk.len())
                     .into_par_iter()
                     .map(|k| {
