@@ -90,9 +90,12 @@ pub struct RunArgs {
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// Two eval output directories.
+    /// Two eval output directories (the second is compared against the first).
     #[arg(required = true, num_args = 2)]
     dirs: Vec<PathBuf>,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -369,6 +372,14 @@ fn compare(c: CompareArgs) -> Result<()> {
             .unwrap_or("n/a".into()),
         p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into())
     );
+    if let Some(path) = &c.out {
+        let j = json!({
+            "run": c.dirs[1], "baseline": c.dirs[0], "shared_problems": xa.len(),
+            "pass@1_run": egi_report::stats::mean(&xb), "pass@1_baseline": egi_report::stats::mean(&xa),
+            "mean_difference": d, "difference_ci95": ci.map(|(l, h)| [l, h]), "p_value": p,
+        });
+        write_atomic(path, serde_json::to_string_pretty(&j)?.as_bytes())?;
+    }
     Ok(())
 }
 

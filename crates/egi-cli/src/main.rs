@@ -8,8 +8,10 @@ mod cmd_fingerprint;
 mod cmd_generate;
 mod cmd_plot;
 mod cmd_score;
+mod cmd_study;
 mod cmd_train;
 mod common;
+mod study_report;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,7 @@ egi data arith --n 2000 --steps 1..2 --out arith.jsonl\n  \
 egi train --algo corr-po --model default --data arith.jsonl --out runs/corrpo --max-steps 50\n  \
 egi sft --model default --data ../shared/data/gsm8k/train.jsonl --out runs/sft\n  \
 egi plot runs/grpo runs/corrpo --out plots\n  \
+egi study --config configs/study.toml --out runs/study\n  \
 egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
 egi score --model default --input texts.jsonl --out scores.jsonl\n  \
 egi save --model default --out smollm2-hf\n  egi bench --model default   (add --probe for the fingerprint)"
@@ -77,6 +80,9 @@ enum Cmd {
     Train(Box<cmd_train::TrainArgs>),
     /// Supervised fine-tuning on prompt/response pairs (e.g. GSM8K worked solutions).
     Sft(cmd_train::SftArgs),
+    /// Reproduce the paper's findings at small scale: fingerprints, SFT, GRPO vs CorR-PO,
+    /// evaluations, and one report (DIR/report/report.md and report.html). Resumable.
+    Study(cmd_study::Args),
 }
 
 fn main() {
@@ -112,6 +118,7 @@ fn main() {
         Cmd::Data(a) => cmd_data::run(a),
         Cmd::Train(a) => cmd_train::train(*a),
         Cmd::Sft(a) => cmd_train::sft(a),
+        Cmd::Study(a) => cmd_study::run(a),
     };
     if let Err(e) = r {
         // One line: the chain of causes, outermost first (first line of each: candle appends

@@ -1,0 +1,118 @@
+//! `egi study` end to end at toy size on the real default model: every stage runs and the
+//! report is written; a rerun skips finished stages; the report's tables are read from the
+//! stages' JSON outputs (an edited summary.json shows up in the regenerated report); bad
+//! settings are rejected by name.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn egi() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_egi"))
+}
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+fn run(args: &[&str], dir: &Path, config: &Path) -> std::process::Output {
+    egi()
+        .args(["study", "--quick", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn quick_study_runs_resumes_and_reports_from_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("study.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nfp_prompts = 2\nfp_max_new_tokens = 32\n",
+            data_dir().display()
+        ),
+    )
+    .unwrap();
+    let dir = tmp.path().join("study");
+    let out = run(&[], &dir, &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n_stages = String::from_utf8_lossy(&run(&["--dry-run"], &dir, &config).stdout)
+        .lines()
+        .count();
+    let done = std::fs::read_dir(dir.join("stages")).unwrap().count();
+    assert_eq!(done, n_stages, "every stage leaves its marker");
+    for f in [
+        "report.md",
+        "report.html",
+        "sft-rho.svg",
+        "rl-rho.svg",
+        "rl-curves.svg",
+    ] {
+        assert!(dir.join("report").join(f).exists(), "report/{f} missing");
+    }
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(md.contains("## 4. Verdicts") && md.contains("egi train --algo corr-po"));
+
+    // A rerun finds every stage done and only rewrites the report.
+    let t0 = std::time::Instant::now();
+    let again = run(&[], &dir, &config);
+    assert!(again.status.success());
+    assert!(
+        t0.elapsed().as_secs() < 30,
+        "finished stages must be skipped"
+    );
+
+    // The tables come from the JSON outputs: edit two of them, regenerate, find the values.
+    edit_json(&dir.join("fp/base-arith/summary.json"), |v| {
+        v["rho_step"]["mean"] = serde_json::json!(-0.4321);
+        v["rho_step"]["mean_ci95"] = serde_json::json!([-0.6543, -0.2109]);
+    });
+    edit_json(&dir.join("eval/grpo-arith2/summary.json"), |v| {
+        v["metrics"]["pass@1"]["mean"] = serde_json::json!(0.777);
+        v["metrics"]["pass@1"]["wilson95"] = serde_json::json!([0.611, 0.888]);
+    });
+    let out = run(&["--report-only"], &dir, &config);
+    assert!(out.status.success());
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(md.contains("-0.432 [-0.654, -0.211]"), "{md}");
+    assert!(md.contains("0.777 [0.611, 0.888]"), "{md}");
+    // ... and the verdict follows the numbers: that CI lies below 0.
+    assert!(md.contains("arithmetic: supported"), "{md}");
+    let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
+    assert!(html.contains("-0.432 [-0.654, -0.211]") && html.contains("<svg"));
+
+    // Other settings in the same directory are refused (resume needs the same study).
+    std::fs::write(&config, "fp_prompts = 5\n").unwrap();
+    let out = run(&[], &dir, &config);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other settings"));
+}
+
+#[test]
+fn bad_study_settings_are_rejected_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(&config, "rl_stpes = 3\n").unwrap();
+    let out = run(&["--dry-run"], &tmp.path().join("s"), &config);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rl_stpes"), "{err}");
+    std::fs::write(&config, "rl_group_size = 1\n").unwrap();
+    let out = run(&["--dry-run"], &tmp.path().join("s"), &config);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rl_group_size"));
+}
