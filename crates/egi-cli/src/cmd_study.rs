@@ -23,7 +23,8 @@ egi study --out runs/study --report-only                      (rewrite the repor
 Rerun the same command after an interruption: finished stages are skipped.")]
 pub struct Args {
     /// Study settings, TOML or JSON (keys as in DIR/study_config.json; unknown keys are an
-    /// error). Without it: the defaults of configs/study.toml, or the --quick ones.
+    /// error). Without it: the settings of the study already in --out, else the defaults of
+    /// configs/study.toml (or the --quick ones).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Start from toy-size settings (a smoke test of every stage; the numbers mean nothing).
@@ -584,8 +585,18 @@ pub fn run(a: Args) -> Result<()> {
                 )
             })?
         }
-        None if a.quick => StudyConfig::quick(),
-        None => StudyConfig::default(),
+        // No file: the settings of the study already in --out (resume, --report-only), else
+        // the defaults.
+        None => match std::fs::read_to_string(a.out.join("study_config.json")) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: not a study config",
+                    a.out.join("study_config.json").display()
+                )
+            })?,
+            Err(_) if a.quick => StudyConfig::quick(),
+            Err(_) => StudyConfig::default(),
+        },
     };
     cfg.validate()?;
     let dir = &a.out;

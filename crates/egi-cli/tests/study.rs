@@ -93,6 +93,19 @@ fn quick_study_runs_resumes_and_reports_from_json() {
     assert!(md.contains("0.777 [0.611, 0.888]"), "{md}");
     // ... and the verdict follows the numbers: that CI lies below 0.
     assert!(md.contains("arithmetic: supported"), "{md}");
+    // Without --config, --report-only uses the settings saved in the study directory.
+    let out = egi()
+        .args(["study", "--report-only", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md2 = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert_eq!(md, md2);
     let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
     assert!(html.contains("-0.432 [-0.654, -0.211]") && html.contains("<svg"));
 
