@@ -1,5 +1,6 @@
 //! Where the loss forward/backward of one packed group spends its time (default model):
-//! candle's autograd against the hand-written training pass, same group, same loss.
+//! candle's autograd against the hand-written training pass, same group, same loss; then the
+//! optimizer step.
 //! cargo run --release -p egi-rl --example update_profile
 use std::time::Instant;
 
@@ -16,6 +17,12 @@ fn main() -> anyhow::Result<()> {
     let refs: Vec<&[u32]> = resp.iter().map(|r| r.as_slice()).collect();
     let pk = pack(&prompt, &refs);
     let n = pk.tgt.len();
+    let named = vars
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (m.params()[i].name.clone(), v.clone()))
+        .collect();
+    let mut opt = egi_rl::optim::AdamW::new(Default::default(), named)?;
     println!("{} positions, {n} targets", pk.ids.len());
     // `-- fused`: the hand-written pass only (for perf record).
     let only_fused = std::env::args().any(|a| a == "fused");
@@ -38,8 +45,12 @@ fn main() -> anyhow::Result<()> {
         let gr = pass.backward(&m, &d, &|_| true)?;
         let t5 = Instant::now();
         let kf = gr.iter().filter(|g| g.is_some()).count();
+        // The optimizer step on these gradients (all weights).
+        let t6 = Instant::now();
+        opt.step(&gr, 1e-6)?;
+        let t_opt = t6.elapsed().as_secs_f64();
         println!(
-            "autograd: forward {:.2} s, backward {:.2} s ({k} grads) | hand-written: forward {:.2} s, backward {:.2} s ({kf} grads)",
+            "autograd: forward {:.2} s, backward {:.2} s ({k} grads) | hand-written: forward {:.2} s, backward {:.2} s ({kf} grads) | AdamW step {t_opt:.2} s",
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
             (t4 - t3).as_secs_f64(),
