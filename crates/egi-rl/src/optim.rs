@@ -377,8 +377,8 @@ fn adam_chunk_impl(
         let upd = (mk / h.c1) / ((vk / h.c2).sqrt() + h.eps);
         let nw = w[k] * h.decay - h.lr * upd;
         out[k] = nw;
-        // NaN fails the comparison too.
-        bad |= !(nw.abs() <= 1e30);
+        // NaN is caught too: it is not finite.
+        bad |= !nw.is_finite() | (nw.abs() > 1e30);
     }
     !bad
 }
