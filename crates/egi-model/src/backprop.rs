@@ -13,6 +13,7 @@
 use anyhow::{bail, Result};
 use candle_core::{Tensor, D};
 
+use crate::fastops;
 use crate::model::{AttnInput, Transformer};
 
 /// One layer's activations over the row (T positions).
@@ -71,6 +72,34 @@ fn rms_weight_grad(x: &Tensor, r: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let n = x.dim(D::Minus1)?;
     let p = (dy * x.broadcast_mul(r)?)?;
     Ok(p.reshape(((), n))?.sum(0)?)
+}
+
+/// y = x r w and r, by the fused kernel where it applies.
+fn rms_norm_fwd(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    if let Some(yr) = fastops::rms_norm(x, w, eps)? {
+        return Ok(yr);
+    }
+    let r = rms_factor(x, eps)?;
+    Ok((x.broadcast_mul(&r)?.broadcast_mul(w)?, r))
+}
+
+/// dx of y = x r w, and the weight's gradient when `want_w`.
+fn rms_bwd(
+    x: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    want_w: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    if let Some(out) = fastops::rms_norm_bwd(x, r, w, dy, want_w)? {
+        return Ok(out);
+    }
+    let dw = if want_w {
+        Some(rms_weight_grad(x, r, dy)?)
+    } else {
+        None
+    };
+    Ok((rms_norm_bwd(x, r, w, dy)?, dw))
 }
 
 /// x [T, in] W[out, in]^T (+ b).
@@ -146,30 +175,29 @@ impl Pass {
         let sin = sin_t.index_select(&pos, 0)?;
         let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?; // [T, hd]
         let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?;
-        let mask = attn.mask.reshape((1, t, t))?.to_dtype(model.dtype())?;
+        let mask = attn.mask.reshape((t, t))?.to_dtype(model.dtype())?;
         let scale = 1.0 / (hd as f64).sqrt();
         let w = |i: usize| model.w(i).detach();
         let idx = Tensor::from_slice(ids, t, dev)?;
         let mut h = w(model.embed).index_select(&idx, 0)?; // [T, H]
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for ly in &model.layers {
-            let r_in = rms_factor(&h, eps)?;
-            let a = h.broadcast_mul(&r_in)?.broadcast_mul(&w(ly.input_norm))?;
+            let (a, r_in) = rms_norm_fwd(&h, &w(ly.input_norm), eps)?;
             let bias = |b: Option<usize>| b.map(w);
             let q = lin(&a, &w(ly.q), bias(ly.q_bias).as_ref())?.reshape((t, nh, hd))?;
             let k = lin(&a, &w(ly.k), bias(ly.k_bias).as_ref())?.reshape((t, nkv, hd))?;
             let v = lin(&a, &w(ly.v), bias(ly.v_bias).as_ref())?.reshape((t, nkv, hd))?;
             let (q, q_pre) = match ly.q_norm {
                 Some(i) => {
-                    let r = rms_factor(&q, eps)?;
-                    (q.broadcast_mul(&r)?.broadcast_mul(&w(i))?, Some((q, r)))
+                    let (y, r) = rms_norm_fwd(&q, &w(i), eps)?;
+                    (y, Some((q, r)))
                 }
                 None => (q, None),
             };
             let (k, k_pre) = match ly.k_norm {
                 Some(i) => {
-                    let r = rms_factor(&k, eps)?;
-                    (k.broadcast_mul(&r)?.broadcast_mul(&w(i))?, Some((k, r)))
+                    let (y, r) = rms_norm_fwd(&k, &w(i), eps)?;
+                    (y, Some((k, r)))
                 }
                 None => (k, None),
             };
@@ -180,22 +208,26 @@ impl Pass {
             ))?;
             let kr = rope_fwd(&k.transpose(0, 1)?.contiguous()?, &cos, &sin)?;
             let v = v.transpose(0, 1)?.contiguous()?;
-            let scores = (qr.matmul(&kr.t()?)? * scale)?
-                .reshape((nh, t, t))?
-                .broadcast_add(&mask)?;
-            // Inference-only fused softmax: this pass needs no autograd.
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((nkv, n_rep * t, t))?;
+            let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
+            let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
+                Some(p) => p,
+                // Inference-only fused softmax: this pass needs no autograd.
+                None => candle_nn::ops::softmax_last_dim(&(raw * scale)?.broadcast_add(&mask)?)?,
+            }
+            .reshape((nkv, n_rep * t, t))?;
             let ctx = probs
                 .matmul(&v)?
                 .reshape((nh, t, hd))?
                 .transpose(0, 1)?
                 .reshape((t, nh * hd))?;
             let h2 = (&h + lin(&ctx, &w(ly.o), None)?)?;
-            let r_post = rms_factor(&h2, eps)?;
-            let m = h2.broadcast_mul(&r_post)?.broadcast_mul(&w(ly.post_norm))?;
+            let (m, r_post) = rms_norm_fwd(&h2, &w(ly.post_norm), eps)?;
             let g = lin(&m, &w(ly.gate), None)?;
             let u = lin(&m, &w(ly.up), None)?;
-            let act = (g.silu()? * &u)?;
+            let act = match fastops::silu_mul(&g, &u)? {
+                Some(y) => y,
+                None => (g.silu()? * &u)?,
+            };
             let h3 = (&h2 + lin(&act, &w(ly.down), None)?)?;
             layers.push(Saved {
                 h,
@@ -217,10 +249,7 @@ impl Pass {
             });
             h = h3;
         }
-        let r_final = rms_factor(&h, eps)?;
-        let hidden = h
-            .broadcast_mul(&r_final)?
-            .broadcast_mul(&w(model.final_norm))?;
+        let (hidden, r_final) = rms_norm_fwd(&h, &w(model.final_norm), eps)?;
         Ok(Pass {
             layers,
             ids: idx,
@@ -251,10 +280,16 @@ impl Pass {
             grads: vec![None; model.params().len()],
             want,
         };
-        acc.add(model.final_norm, || {
-            rms_weight_grad(&self.h_last, &self.r_final, d_hidden)
-        })?;
-        let mut dh = rms_norm_bwd(&self.h_last, &self.r_final, &w(model.final_norm), d_hidden)?;
+        let (mut dh, dw) = rms_bwd(
+            &self.h_last,
+            &self.r_final,
+            &w(model.final_norm),
+            d_hidden,
+            acc.wants(model.final_norm),
+        )?;
+        if let Some(dw) = dw {
+            acc.add(model.final_norm, || Ok(dw))?;
+        }
         // Nothing below the lowest layer holding a wanted weight needs a cotangent, unless
         // the embedding is wanted.
         let lowest = if acc.wants(model.embed) {
@@ -270,16 +305,29 @@ impl Pass {
             // MLP: h3 = h2 + act Wd^T, act = silu(g) u, g = m Wg^T, u = m Wu^T.
             acc.add(ly.down, || Ok(dh.t()?.matmul(&s.act)?))?;
             let d_act = dh.matmul(&w(ly.down))?; // [T, I]
-            let sig = candle_nn::ops::sigmoid(&s.g)?;
-            let silu = (&s.g * &sig)?;
-            let dsilu = (&sig * ((&s.g * (1.0 - &sig)?)? + 1.0)?)?;
-            let dg = (&d_act * (&s.u * dsilu)?)?;
-            let du = (&d_act * silu)?;
+            let (dg, du) = match fastops::silu_mul_bwd(&s.g, &s.u, &d_act)? {
+                Some(x) => x,
+                None => {
+                    let sig = candle_nn::ops::sigmoid(&s.g)?;
+                    let silu = (&s.g * &sig)?;
+                    let dsilu = (&sig * ((&s.g * (1.0 - &sig)?)? + 1.0)?)?;
+                    ((&d_act * (&s.u * dsilu)?)?, (&d_act * silu)?)
+                }
+            };
             acc.add(ly.gate, || Ok(dg.t()?.matmul(&s.m)?))?;
             acc.add(ly.up, || Ok(du.t()?.matmul(&s.m)?))?;
             let dm = (dg.matmul(&w(ly.gate))? + du.matmul(&w(ly.up))?)?;
-            acc.add(ly.post_norm, || rms_weight_grad(&s.h2, &s.r_post, &dm))?;
-            let dh2 = (&dh + rms_norm_bwd(&s.h2, &s.r_post, &w(ly.post_norm), &dm)?)?;
+            let (dx, dw) = rms_bwd(
+                &s.h2,
+                &s.r_post,
+                &w(ly.post_norm),
+                &dm,
+                acc.wants(ly.post_norm),
+            )?;
+            if let Some(dw) = dw {
+                acc.add(ly.post_norm, || Ok(dw))?;
+            }
+            let dh2 = (&dh + dx)?;
             // o: h2 = h + ctx Wo^T.
             acc.add(ly.o, || Ok(dh2.t()?.matmul(&s.ctx)?))?;
             let dctx = dh2.matmul(&w(ly.o))?; // [T, nh*hd]
@@ -292,25 +340,35 @@ impl Pass {
             let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
             let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
                                                     // softmax: dS = P (dP - sum(dP P)).
-            let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
-            let ds = (dp.broadcast_sub(&inner)? * &s.probs)?;
-            let dqr = (ds.matmul(&s.kr)? * scale)?.reshape((nh, t, hd))?;
-            let dkr = (ds.t()?.matmul(&s.qr)? * scale)?; // [nkv, T, hd]
+                                                    // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
+            let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
+                Some(ds) => ds,
+                None => {
+                    let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
+                    ((dp.broadcast_sub(&inner)? * &s.probs)? * scale)?
+                }
+            };
+            let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
+            let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
             let dq = rope_bwd(&dqr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nh, hd]
             let dk = rope_bwd(&dkr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nkv, hd]
             let dq = match (&s.q_pre, ly.q_norm) {
                 (Some((x, r)), Some(i)) => {
-                    let dq = dq.contiguous()?;
-                    acc.add(i, || rms_weight_grad(x, r, &dq))?;
-                    rms_norm_bwd(x, r, &w(i), &dq)?
+                    let (dx, dw) = rms_bwd(x, r, &w(i), &dq.contiguous()?, acc.wants(i))?;
+                    if let Some(dw) = dw {
+                        acc.add(i, || Ok(dw))?;
+                    }
+                    dx
                 }
                 _ => dq,
             };
             let dk = match (&s.k_pre, ly.k_norm) {
                 (Some((x, r)), Some(i)) => {
-                    let dk = dk.contiguous()?;
-                    acc.add(i, || rms_weight_grad(x, r, &dk))?;
-                    rms_norm_bwd(x, r, &w(i), &dk)?
+                    let (dx, dw) = rms_bwd(x, r, &w(i), &dk.contiguous()?, acc.wants(i))?;
+                    if let Some(dw) = dw {
+                        acc.add(i, || Ok(dw))?;
+                    }
+                    dx
                 }
                 _ => dk,
             };
@@ -328,8 +386,17 @@ impl Pass {
                 }
             }
             let da = ((dq.matmul(&w(ly.q))? + dk.matmul(&w(ly.k))?)? + dv.matmul(&w(ly.v))?)?;
-            acc.add(ly.input_norm, || rms_weight_grad(&s.h, &s.r_in, &da))?;
-            dh = (dh2 + rms_norm_bwd(&s.h, &s.r_in, &w(ly.input_norm), &da)?)?;
+            let (dx, dw) = rms_bwd(
+                &s.h,
+                &s.r_in,
+                &w(ly.input_norm),
+                &da,
+                acc.wants(ly.input_norm),
+            )?;
+            if let Some(dw) = dw {
+                acc.add(ly.input_norm, || Ok(dw))?;
+            }
+            dh = (dh2 + dx)?;
         }
         if lowest == 0 {
             let e = w(model.embed);

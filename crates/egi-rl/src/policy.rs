@@ -101,10 +101,26 @@ pub struct LogprobPass {
     /// ln pi(token) [n] (model dtype, no graph) and the entropy (nats) at each token.
     pub logp: Tensor,
     pub ent: Vec<f32>,
+    /// The head's softmax per chunk of targets, when kept (see [`PROBS_BUDGET`]).
+    probs: Option<Vec<Tensor>>,
 }
+
+/// Largest head softmax (bytes) a recorded pass keeps for its backward: beyond it the
+/// backward recomputes the logits (a matmul and a softmax per chunk) instead.
+pub const PROBS_BUDGET: usize = 256 << 20;
 
 impl LogprobPass {
     pub fn record(model: &Transformer, pk: &Packed, chunk: usize) -> Result<Self> {
+        Self::record_budget(model, pk, chunk, PROBS_BUDGET)
+    }
+
+    /// [`LogprobPass::record`] keeping the head's softmax only up to `probs_budget` bytes.
+    pub fn record_budget(
+        model: &Transformer,
+        pk: &Packed,
+        chunk: usize,
+        probs_budget: usize,
+    ) -> Result<Self> {
         ensure!(pk.prefix > 0, "empty prompt");
         let dev = model.device();
         let attn = AttnInput::packed(pk.prefix, &pk.blocks, model.dtype(), dev)?;
@@ -116,10 +132,22 @@ impl LogprobPass {
         let e = model.lm_head_weight().detach();
         let (mut logp, mut ent) = (vec![], Vec::with_capacity(n));
         let chunk = chunk.max(1);
+        // The softmax is kept for the backward when all of it fits in PROBS_BUDGET bytes;
+        // otherwise the backward recomputes it chunk by chunk.
+        let keep = n * e.dim(0)? * 4 <= probs_budget;
+        let mut probs = vec![];
         for start in (0..n).step_by(chunk) {
             let m = chunk.min(n - start);
-            let lsm =
-                candle_nn::ops::log_softmax(&h.narrow(0, start, m)?.matmul(&e.t()?)?, D::Minus1)?;
+            let z = h.narrow(0, start, m)?.matmul(&e.t()?)?;
+            if let Some(r) = egi_model::fastops::head_rows(&z, &pk.tgt[start..start + m])? {
+                ent.extend(r.entropy);
+                logp.push(Tensor::from_vec(r.logp, m, dev)?);
+                if keep {
+                    probs.push(r.probs);
+                }
+                continue;
+            }
+            let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
             ent.extend(
                 (lsm.exp()? * &lsm)?
                     .sum(D::Minus1)?
@@ -130,6 +158,7 @@ impl LogprobPass {
             let l = lsm.gather(&tgt.narrow(0, start, m)?.unsqueeze(1)?, 1)?;
             logp.push(l.squeeze(1)?);
         }
+        let probs = (keep && probs.len() == n.div_ceil(chunk)).then_some(probs);
         let logp = if logp.is_empty() {
             Tensor::zeros(0, model.dtype(), dev)?
         } else {
@@ -142,6 +171,7 @@ impl LogprobPass {
             chunk,
             logp,
             ent,
+            probs,
         })
     }
 
@@ -172,7 +202,10 @@ impl LogprobPass {
             let m = self.chunk.min(n - start);
             let hc = h.narrow(0, start, m)?;
             let cc = c.narrow(0, start, m)?;
-            let p = candle_nn::ops::softmax_last_dim(&hc.matmul(&e.t()?)?)?;
+            let p = match &self.probs {
+                Some(ps) => ps[start / self.chunk].clone(),
+                None => candle_nn::ops::softmax_last_dim(&hc.matmul(&e.t()?)?)?,
+            };
             let neg = p.broadcast_mul(&cc)?.neg()?; // -c p, [m, V]
             let tg = self.tgt.narrow(0, start, m)?;
             let ey = e.index_select(&tg, 0)?; // [m, H]

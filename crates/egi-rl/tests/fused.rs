@@ -114,3 +114,51 @@ fn fused_backward_equals_autograd_attention_only_and_sft() {
         same(arch, Trainable::All, None);
     }
 }
+
+/// The head's softmax kept from the forward (the default) or recomputed in the backward (when
+/// it exceeds the memory budget) gives the same gradients.
+#[test]
+fn kept_and_recomputed_head_softmax_agree() {
+    use candle_core::Tensor;
+    use egi_rl::policy::LogprobPass;
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let model = tiny_random(arch, DType::F32, 6).unwrap();
+        let prompt = [3u32, 8, 21, 5, 40];
+        let resp: [&[u32]; 2] = [&[7, 9, 11, 2, 50], &[13, 1]];
+        let pk = pack(&prompt, &resp);
+        let n = pk.tgt.len();
+        let d: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let d = Tensor::from_vec(d, n, model.device()).unwrap();
+        let run = |budget: usize| {
+            let p = LogprobPass::record_budget(&model, &pk, 3, budget).unwrap();
+            let g = p.backward(&model, &d, &|_| true).unwrap();
+            (p.logp.to_vec1::<f32>().unwrap(), p.ent.clone(), g)
+        };
+        let (l1, e1, g1) = run(usize::MAX);
+        let (l2, e2, g2) = run(0);
+        assert_eq!((l1, e1), (l2, e2));
+        for (a, b) in g1.iter().zip(&g2) {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            let err = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = a
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(err <= 1e-5 * scale.max(1e-6), "{arch:?}: differs by {err}");
+        }
+    }
+}

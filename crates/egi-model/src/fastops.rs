@@ -1,0 +1,516 @@
+//! Fused f32 CPU kernels for the elementwise steps of the training pass ([`crate::backprop`]):
+//! RMSNorm, SiLU-gated products, masked softmax, and their backward steps, each one pass
+//! over its rows instead of several candle ops (each a full pass, an allocation and, for
+//! `exp`, a scalar libm call). Measured on the default model: these steps took about a third
+//! of the training pass, the matmuls the rest.
+//!
+//! Written by hand because no crate offers these fusions on candle tensors. Each function
+//! returns `None` when its inputs are not contiguous f32 on the CPU; the caller then runs the
+//! same formula with candle ops (f64 tests, other devices). Tests below check every kernel
+//! against those candle formulas.
+
+use anyhow::Result;
+use candle_core::{CpuStorage, DType, Storage, Tensor};
+use rayon::prelude::*;
+
+/// A contiguous f32 CPU tensor's elements, copied out (None otherwise). The copy is cheap
+/// beside the passes it replaces, and keeps the kernels free of storage locks.
+fn f32s(t: &Tensor) -> Option<Vec<f32>> {
+    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+        return None;
+    }
+    let (st, l) = t.storage_and_layout();
+    match (&*st, l.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Some(v[a..b].to_vec()),
+        _ => None,
+    }
+}
+
+/// Run `f` over the rows of width `n` of `out` (and the matching rows of inputs) in
+/// parallel, with the loop compiled for AVX-512 when the CPU has it.
+macro_rules! simd {
+    ($body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+                    f()
+                }
+                // SAFETY: the CPU supports the feature the closure is compiled for.
+                unsafe { wide(|| $body) }
+            } else {
+                $body
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $body
+        }
+    }};
+}
+
+/// exp(x) in f32 (Cephes' expf: range reduction by ln 2 and a degree-6 polynomial, about
+/// 1 ulp), written so that loops over it vectorise. Below -87.3 it returns 0, as a masked
+/// softmax entry must be; above 88 it saturates at exp(88) (softmax inputs are <= 0).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    let xc = x.clamp(-87.3, 88.0);
+    let n = (xc * LOG2E + 0.5).floor();
+    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.3 {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+/// Sum with 16 independent accumulators: a plain fold is a serial chain the compiler may not
+/// reorder, so it would not vectorise.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut it = x.chunks_exact(16);
+    for c in &mut it {
+        for k in 0..16 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..16 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let mut it = x.chunks_exact(16);
+    for c in &mut it {
+        for k in 0..16 {
+            acc[k] = acc[k].max(c[k]);
+        }
+    }
+    it.remainder()
+        .iter()
+        .chain(&acc)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// Rows of `width` elements, in parallel chunks of whole rows.
+const ROWS_PER_TASK: usize = 16;
+
+/// RMSNorm forward: y = x r w with r = 1 / sqrt(mean(x^2) + eps), over rows of x [.., n].
+/// Returns (y, r) with r shaped [.., 1].
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor)>> {
+    let (Some(xv), Some(wv)) = (f32s(x), f32s(w)) else {
+        return Ok(None);
+    };
+    let n = wv.len();
+    let rows = xv.len() / n;
+    let mut y = vec![0f32; xv.len()];
+    let mut r = vec![0f32; rows];
+    let eps = eps as f32;
+    y.par_chunks_mut(n * ROWS_PER_TASK)
+        .zip(r.par_chunks_mut(ROWS_PER_TASK))
+        .zip(xv.par_chunks(n * ROWS_PER_TASK))
+        .for_each(|((y, r), x)| {
+            simd!({
+                for ((yr, rr), xr) in y.chunks_mut(n).zip(r.iter_mut()).zip(x.chunks(n)) {
+                    let ss = dot(xr, xr);
+                    let f = 1.0 / (ss / n as f32 + eps).sqrt();
+                    *rr = f;
+                    for ((o, &a), &g) in yr.iter_mut().zip(xr).zip(&wv) {
+                        *o = a * f * g;
+                    }
+                }
+            })
+        });
+    let mut rshape = x.dims().to_vec();
+    *rshape.last_mut().unwrap() = 1;
+    Ok(Some((
+        Tensor::from_vec(y, x.shape(), x.device())?,
+        Tensor::from_vec(r, rshape, x.device())?,
+    )))
+}
+
+/// RMSNorm backward from dy: dx = r g - x r^3 mean(x g) with g = dy w, and the weight
+/// gradient sum over rows of dy x r (when `want_w`).
+pub fn rms_norm_bwd(
+    x: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    want_w: bool,
+) -> Result<Option<(Tensor, Option<Tensor>)>> {
+    let (Some(xv), Some(rv), Some(wv), Some(dyv)) = (f32s(x), f32s(r), f32s(w), f32s(dy)) else {
+        return Ok(None);
+    };
+    let n = wv.len();
+    let mut dx = vec![0f32; xv.len()];
+    let parts: Vec<Vec<f32>> = dx
+        .par_chunks_mut(n * ROWS_PER_TASK)
+        .zip(xv.par_chunks(n * ROWS_PER_TASK))
+        .zip(dyv.par_chunks(n * ROWS_PER_TASK))
+        .zip(rv.par_chunks(ROWS_PER_TASK))
+        .map(|(((dx, x), dy), r)| {
+            simd!({
+                let mut dw = if want_w { vec![0f32; n] } else { vec![] };
+                for (((dxr, xr), dyr), &f) in
+                    dx.chunks_mut(n).zip(x.chunks(n)).zip(dy.chunks(n)).zip(r)
+                {
+                    for ((o, &d), &g) in dxr.iter_mut().zip(dyr).zip(&wv) {
+                        *o = d * g;
+                    }
+                    let xg = dot(xr, dxr);
+                    let c = f * f * f * xg / n as f32;
+                    for (((o, &a), &d), &g) in dxr.iter_mut().zip(xr).zip(dyr).zip(&wv) {
+                        *o = f * d * g - a * c;
+                    }
+                    if want_w {
+                        for ((o, &a), &d) in dw.iter_mut().zip(xr).zip(dyr) {
+                            *o += d * a * f;
+                        }
+                    }
+                }
+                dw
+            })
+        })
+        .collect();
+    let dw = if want_w {
+        let mut s = vec![0f32; n];
+        for p in &parts {
+            for (a, b) in s.iter_mut().zip(p) {
+                *a += b;
+            }
+        }
+        Some(Tensor::from_vec(s, n, x.device())?)
+    } else {
+        None
+    };
+    Ok(Some((Tensor::from_vec(dx, x.shape(), x.device())?, dw)))
+}
+
+/// silu(g) u elementwise.
+pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Option<Tensor>> {
+    let (Some(gv), Some(uv)) = (f32s(g), f32s(u)) else {
+        return Ok(None);
+    };
+    let mut y = vec![0f32; gv.len()];
+    const CH: usize = 1 << 13;
+    y.par_chunks_mut(CH)
+        .zip(gv.par_chunks(CH))
+        .zip(uv.par_chunks(CH))
+        .for_each(|((y, g), u)| {
+            simd!({
+                for ((o, &a), &b) in y.iter_mut().zip(g).zip(u) {
+                    *o = a / (1.0 + exp(-a)) * b;
+                }
+            })
+        });
+    Ok(Some(Tensor::from_vec(y, g.shape(), g.device())?))
+}
+
+/// Backward of y = silu(g) u from dy: (dg, du) = (dy u s (1 + g (1 - s)), dy g s), s = sigmoid(g).
+pub fn silu_mul_bwd(g: &Tensor, u: &Tensor, dy: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+    let (Some(gv), Some(uv), Some(dv)) = (f32s(g), f32s(u), f32s(dy)) else {
+        return Ok(None);
+    };
+    let mut dg = vec![0f32; gv.len()];
+    let mut du = vec![0f32; gv.len()];
+    const CH: usize = 1 << 13;
+    dg.par_chunks_mut(CH)
+        .zip(du.par_chunks_mut(CH))
+        .zip(gv.par_chunks(CH))
+        .zip(uv.par_chunks(CH).zip(dv.par_chunks(CH)))
+        .for_each(|(((dg, du), g), (u, d))| {
+            simd!({
+                for ((((og, ou), &a), &b), &c) in
+                    dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(d)
+                {
+                    let s = 1.0 / (1.0 + exp(-a));
+                    *og = c * b * s * (1.0 + a * (1.0 - s));
+                    *ou = c * a * s;
+                }
+            })
+        });
+    Ok(Some((
+        Tensor::from_vec(dg, g.shape(), g.device())?,
+        Tensor::from_vec(du, g.shape(), g.device())?,
+    )))
+}
+
+/// Softmax over the last dimension of `scores * scale + mask`, where scores is
+/// [.., rows, t] and mask [rows', t] repeats every rows' rows (the mask of one head, shared
+/// by all heads).
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Option<Tensor>> {
+    let (Some(sv), Some(mv)) = (f32s(scores), f32s(mask)) else {
+        return Ok(None);
+    };
+    let t = scores.dim(candle_core::D::Minus1)?;
+    let mrows = mv.len() / t;
+    let scale = scale as f32;
+    let mut p = vec![0f32; sv.len()];
+    p.par_chunks_mut(t * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, rows)| {
+            simd!({
+                for (k, row) in rows.chunks_mut(t).enumerate() {
+                    let i = c * ROWS_PER_TASK + k;
+                    let s = &sv[i * t..(i + 1) * t];
+                    let m = &mv[(i % mrows) * t..(i % mrows + 1) * t];
+                    for ((o, &a), &b) in row.iter_mut().zip(s).zip(m) {
+                        *o = a * scale + b;
+                    }
+                    let mx = max(row);
+                    for o in row.iter_mut() {
+                        *o = exp(*o - mx);
+                    }
+                    let inv = 1.0 / sum(row);
+                    for o in row.iter_mut() {
+                        *o *= inv;
+                    }
+                }
+            })
+        });
+    Ok(Some(Tensor::from_vec(p, scores.shape(), scores.device())?))
+}
+
+/// Backward of softmax (then of the `scale` applied before it): dS = scale P (dP - sum(dP P)).
+pub fn softmax_bwd(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Option<Tensor>> {
+    let (Some(pv), Some(dv)) = (f32s(p), f32s(dp)) else {
+        return Ok(None);
+    };
+    let t = p.dim(candle_core::D::Minus1)?;
+    let scale = scale as f32;
+    let mut ds = vec![0f32; pv.len()];
+    ds.par_chunks_mut(t * ROWS_PER_TASK)
+        .zip(pv.par_chunks(t * ROWS_PER_TASK))
+        .zip(dv.par_chunks(t * ROWS_PER_TASK))
+        .for_each(|((o, p), d)| {
+            simd!({
+                for ((or, pr), dr) in o.chunks_mut(t).zip(p.chunks(t)).zip(d.chunks(t)) {
+                    let inner = dot(pr, dr);
+                    for ((x, &a), &b) in or.iter_mut().zip(pr).zip(dr) {
+                        *x = scale * a * (b - inner);
+                    }
+                }
+            })
+        });
+    Ok(Some(Tensor::from_vec(ds, p.shape(), p.device())?))
+}
+
+/// Per row of logits [m, V]: the softmax p (written over a copy of the logits), log p of
+/// `targets[i]` and the entropy (nats), all from one max / sum-of-exp pass.
+pub struct HeadRows {
+    pub probs: Tensor,
+    pub logp: Vec<f32>,
+    pub entropy: Vec<f32>,
+}
+
+pub fn head_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<HeadRows>> {
+    let Some(mut zv) = f32s(logits) else {
+        return Ok(None);
+    };
+    let (m, v) = logits.dims2()?;
+    let mut logp = vec![0f32; m];
+    let mut entropy = vec![0f32; m];
+    zv.par_chunks_mut(v)
+        .zip(logp.par_iter_mut().zip(entropy.par_iter_mut()))
+        .zip(targets.par_iter())
+        .for_each(|((z, (lp, ent)), &y)| {
+            simd!({
+                let mx = max(z);
+                let zy = z[y as usize] - mx;
+                // z - max, then e^(z - max) in a second buffer; sums of e and of e (z - max)
+                // in f64 partial sums for large vocabularies.
+                for x in z.iter_mut() {
+                    *x -= mx;
+                }
+                let mut e = vec![0f32; z.len()];
+                for (o, &x) in e.iter_mut().zip(z.iter()) {
+                    *o = exp(x);
+                }
+                let (mut s, mut sz) = (0f64, 0f64);
+                for (ce, cz) in e.chunks(1024).zip(z.chunks(1024)) {
+                    s += sum(ce) as f64;
+                    sz += dot(ce, cz) as f64;
+                }
+                let lse = s.ln(); // log sum exp(z - max)
+                *lp = (zy as f64 - lse) as f32;
+                // H = lse - E_p[z - max]
+                *ent = (lse - sz / s) as f32;
+                let inv = (1.0 / s) as f32;
+                for (x, &v) in z.iter_mut().zip(&e) {
+                    *x = v * inv;
+                }
+            })
+        });
+    Ok(Some(HeadRows {
+        probs: Tensor::from_vec(zv, (m, v), logits.device())?,
+        logp,
+        entropy,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+
+    fn rnd(shape: &[usize], seed: u64, spread: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * spread
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn maxdiff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        let mut worst = 0f32;
+        for i in -8700..8800 {
+            let x = i as f32 * 0.01 + 0.003;
+            let (a, b) = (exp(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        assert_eq!(exp(-1e30), 0.0);
+        assert_eq!(exp(-100.0), 0.0);
+    }
+
+    #[test]
+    fn rms_norm_matches_candle() -> Result<()> {
+        let x = rnd(&[37, 40], 1, 2.0);
+        let w = rnd(&[40], 2, 1.0);
+        let dy = rnd(&[37, 40], 3, 1.0);
+        let eps = 1e-5;
+        let (y, r) = rms_norm(&x, &w, eps)?.unwrap();
+        let r0 = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+        let y0 = x.broadcast_mul(&r0)?.broadcast_mul(&w)?;
+        assert!(maxdiff(&y, &y0) < 1e-5 && maxdiff(&r, &r0) < 1e-5);
+        let (dx, dw) = rms_norm_bwd(&x, &r, &w, &dy, true)?.unwrap();
+        let g = dy.broadcast_mul(&w)?;
+        let xg = (&g * &x)?.mean_keepdim(D::Minus1)?;
+        let dx0 = (g.broadcast_mul(&r0)? - x.broadcast_mul(&(xg * r0.powf(3.0)?)?)?)?;
+        let dw0 = (&dy * x.broadcast_mul(&r0)?)?.sum(0)?;
+        assert!(maxdiff(&dx, &dx0) < 1e-5, "{}", maxdiff(&dx, &dx0));
+        assert!(maxdiff(&dw.unwrap(), &dw0) < 1e-4);
+        Ok(())
+    }
+
+    #[test]
+    fn silu_mul_and_backward_match_candle() -> Result<()> {
+        let g = rnd(&[33, 70], 4, 6.0);
+        let u = rnd(&[33, 70], 5, 2.0);
+        let dy = rnd(&[33, 70], 6, 1.0);
+        let y = silu_mul(&g, &u)?.unwrap();
+        assert!(maxdiff(&y, &(g.silu()? * &u)?) < 1e-5);
+        let (dg, du) = silu_mul_bwd(&g, &u, &dy)?.unwrap();
+        let s = candle_nn::ops::sigmoid(&g)?;
+        let dsilu = (&s * ((&g * (1.0 - &s)?)? + 1.0)?)?;
+        assert!(maxdiff(&dg, &(&dy * (&u * dsilu)?)?) < 1e-5);
+        assert!(maxdiff(&du, &(&dy * g.silu()?)?) < 1e-5);
+        Ok(())
+    }
+
+    #[test]
+    fn masked_softmax_and_backward_match_candle() -> Result<()> {
+        let (h, t) = (3, 21);
+        let s = rnd(&[h, t, t], 7, 5.0);
+        let mut mv = vec![0f32; t * t];
+        for i in 0..t {
+            for j in i + 1..t {
+                mv[i * t + j] = -1e30;
+            }
+        }
+        let mask = Tensor::from_vec(mv, (t, t), &Device::Cpu)?;
+        let scale = 0.125;
+        let p = masked_softmax(&s, &mask, scale)?.unwrap();
+        let p0 = candle_nn::ops::softmax_last_dim(&(&s * scale)?.broadcast_add(&mask)?)?;
+        assert!(maxdiff(&p, &p0) < 1e-6);
+        // Masked entries are exactly zero, as with candle.
+        assert_eq!(p.get(0)?.get(0)?.get(1)?.to_scalar::<f32>()?, 0.0);
+        let dp = rnd(&[h, t, t], 8, 1.0);
+        let ds = softmax_bwd(&p, &dp, scale)?.unwrap();
+        let inner = (&dp * &p0)?.sum_keepdim(D::Minus1)?;
+        let ds0 = ((dp.broadcast_sub(&inner)? * &p0)? * scale)?;
+        assert!(maxdiff(&ds, &ds0) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn head_rows_match_candle() -> Result<()> {
+        let z = rnd(&[5, 3000], 9, 8.0);
+        let tg = [0u32, 17, 2999, 1500, 3];
+        let r = head_rows(&z, &tg)?.unwrap();
+        let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
+        let ent0: Vec<f32> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
+        let lsm: Vec<Vec<f32>> = lsm.to_vec2()?;
+        for i in 0..5 {
+            assert!((r.logp[i] - lsm[i][tg[i] as usize]).abs() < 1e-5);
+            assert!(
+                (r.entropy[i] - ent0[i]).abs() < 1e-4,
+                "{} {}",
+                r.entropy[i],
+                ent0[i]
+            );
+        }
+        assert!(maxdiff(&r.probs, &candle_nn::ops::softmax_last_dim(&z)?) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn other_dtypes_fall_back() -> Result<()> {
+        let x = rnd(&[4, 8], 1, 1.0).to_dtype(DType::F64)?;
+        let w = rnd(&[8], 2, 1.0).to_dtype(DType::F64)?;
+        assert!(rms_norm(&x, &w, 1e-6)?.is_none());
+        assert!(silu_mul(&x, &x)?.is_none());
+        Ok(())
+    }
+}
