@@ -270,6 +270,19 @@ impl Pass {
         d_hidden: &Tensor,
         want: &dyn Fn(usize) -> bool,
     ) -> Result<Grads> {
+        self.backward_into(model, d_hidden, want, None)
+    }
+
+    /// [`Pass::backward`], where `embed_base` is a gradient the caller already holds for the
+    /// embedding (a tied head's): the gather's gradient is added into it, saving a zero
+    /// tensor and a sum of the vocabulary-sized matrix.
+    pub fn backward_into(
+        &self,
+        model: &Transformer,
+        d_hidden: &Tensor,
+        want: &dyn Fn(usize) -> bool,
+        embed_base: Option<Tensor>,
+    ) -> Result<Grads> {
         let cfg = &model.cfg;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let n_rep = cfg.n_rep();
@@ -399,10 +412,11 @@ impl Pass {
             dh = (dh2 + dx)?;
         }
         if lowest == 0 {
-            let e = w(model.embed);
-            acc.add(model.embed, || {
-                Ok(e.zeros_like()?.index_add(&self.ids, &dh, 0)?)
-            })?;
+            let base = match embed_base {
+                Some(b) => b,
+                None => w(model.embed).zeros_like()?,
+            };
+            acc.add(model.embed, || Ok(base.index_add(&self.ids, &dh, 0)?))?;
         }
         Ok(acc.grads)
     }
@@ -434,5 +448,10 @@ impl Transformer {
     /// Index (in [`Transformer::params`]) of the LM head's weight: the embedding when tied.
     pub fn lm_head_index(&self) -> usize {
         self.lm_head.unwrap_or(self.embed)
+    }
+
+    /// Index (in [`Transformer::params`]) of the token embedding.
+    pub fn embed_index(&self) -> usize {
+        self.embed
     }
 }

@@ -121,6 +121,22 @@ fn max(x: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
 }
 
+/// out[i] = exp((x[i] - shift) * scale) for one row (e.g. a row of logits when sampling),
+/// returning the sum of out in f64 (partial sums of 1024 in f32).
+pub fn exp_row(x: &[f32], shift: f32, scale: f32, out: &mut [f32]) -> f64 {
+    simd!({
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = exp((v - shift) * scale);
+        }
+        out.chunks(1024).map(|c| sum(c) as f64).sum()
+    })
+}
+
+/// Largest element of a row (NEG_INFINITY when empty).
+pub fn row_max(x: &[f32]) -> f32 {
+    simd!(max(x))
+}
+
 /// Rows of `width` elements, in parallel chunks of whole rows.
 const ROWS_PER_TASK: usize = 16;
 
@@ -377,6 +393,28 @@ pub fn head_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<HeadRows>> {
     }))
 }
 
+/// The logits' cotangent of a loss on log p(target): with c = dL/d log p, row i of
+/// c_i (onehot(targets[i]) - p_i), [m, V], in one pass over the kept softmax `p`.
+pub fn head_dlogits(p: &Tensor, targets: &[u32], c: &[f32]) -> Result<Option<Tensor>> {
+    let Some(pv) = f32s(p) else {
+        return Ok(None);
+    };
+    let (_, v) = p.dims2()?;
+    let mut out = vec![0f32; pv.len()];
+    out.par_chunks_mut(v)
+        .zip(pv.par_chunks(v))
+        .zip(targets.par_iter().zip(c.par_iter()))
+        .for_each(|((o, p), (&y, &c))| {
+            simd!({
+                for (x, &q) in o.iter_mut().zip(p) {
+                    *x = -c * q;
+                }
+            });
+            o[y as usize] += c;
+        });
+    Ok(Some(Tensor::from_vec(out, p.shape(), p.device())?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +460,20 @@ mod tests {
         assert!(worst < 3e-7, "relative error {worst}");
         assert_eq!(exp(-1e30), 0.0);
         assert_eq!(exp(-100.0), 0.0);
+    }
+
+    #[test]
+    fn exp_row_and_max_match_std() {
+        let x: Vec<f32> = (0..3001)
+            .map(|i| ((i * 37) % 1000) as f32 * 0.03 - 12.0)
+            .collect();
+        let mut out = vec![0f32; x.len()];
+        let m = row_max(&x);
+        assert_eq!(m, x.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
+        let s = exp_row(&x, m, 0.7, &mut out);
+        let want: f64 = x.iter().map(|&v| ((v as f64 - m as f64) * 0.7).exp()).sum();
+        assert!((s - want).abs() < 1e-6 * want, "{s} vs {want}");
+        assert!((out[5] as f64 - ((x[5] - m) as f64 * 0.7).exp()).abs() < 1e-6);
     }
 
     #[test]
@@ -502,6 +554,23 @@ mod tests {
             );
         }
         assert!(maxdiff(&r.probs, &candle_nn::ops::softmax_last_dim(&z)?) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn head_dlogits_is_c_times_onehot_minus_p() -> Result<()> {
+        let p = candle_nn::ops::softmax_last_dim(&rnd(&[3, 50], 10, 3.0))?;
+        let tg = [4u32, 0, 49];
+        let c = [0.5f32, -2.0, 1.5];
+        let d = head_dlogits(&p, &tg, &c)?.unwrap();
+        let pv: Vec<Vec<f32>> = p.to_vec2()?;
+        let dv: Vec<Vec<f32>> = d.to_vec2()?;
+        for i in 0..3 {
+            for j in 0..50 {
+                let want = c[i] * ((j == tg[i] as usize) as u8 as f32 - pv[i][j]);
+                assert!((dv[i][j] - want).abs() < 1e-6);
+            }
+        }
         Ok(())
     }
 

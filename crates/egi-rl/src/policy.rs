@@ -7,6 +7,7 @@
 use anyhow::{ensure, Result};
 use candle_core::{DType, Tensor, D};
 use egi_model::backprop::{Grads, Pass};
+use egi_model::fastops;
 use egi_model::{AttnInput, Transformer};
 
 /// A prompt and some of its responses, laid out for one forward pass.
@@ -97,6 +98,7 @@ pub struct LogprobPass {
     pass: Pass,
     src: Tensor,
     tgt: Tensor,
+    tgt_ids: Vec<u32>,
     chunk: usize,
     /// ln pi(token) [n] (model dtype, no graph) and the entropy (nats) at each token.
     pub logp: Tensor,
@@ -139,7 +141,7 @@ impl LogprobPass {
         for start in (0..n).step_by(chunk) {
             let m = chunk.min(n - start);
             let z = h.narrow(0, start, m)?.matmul(&e.t()?)?;
-            if let Some(r) = egi_model::fastops::head_rows(&z, &pk.tgt[start..start + m])? {
+            if let Some(r) = fastops::head_rows(&z, &pk.tgt[start..start + m])? {
                 ent.extend(r.entropy);
                 logp.push(Tensor::from_vec(r.logp, m, dev)?);
                 if keep {
@@ -168,6 +170,7 @@ impl LogprobPass {
             pass,
             src,
             tgt,
+            tgt_ids: pk.tgt.clone(),
             chunk,
             logp,
             ent,
@@ -206,15 +209,38 @@ impl LogprobPass {
                 Some(ps) => ps[start / self.chunk].clone(),
                 None => candle_nn::ops::softmax_last_dim(&hc.matmul(&e.t()?)?)?,
             };
-            let neg = p.broadcast_mul(&cc)?.neg()?; // -c p, [m, V]
             let tg = self.tgt.narrow(0, start, m)?;
-            let ey = e.index_select(&tg, 0)?; // [m, H]
-            dh_src.push((neg.matmul(&e)? + ey.broadcast_mul(&cc)?)?);
-            if want_head {
-                let g = neg
-                    .t()?
-                    .matmul(&hc)?
-                    .index_add(&tg, &hc.broadcast_mul(&cc)?, 0)?;
+            let cv: Vec<f32> = cc.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let (dh_c, g) = match fastops::head_dlogits(&p, &self.tgt_ids[start..start + m], &cv)? {
+                // d logits = c (onehot - p), [m, V]: one matmul for the head's input and one
+                // for the head.
+                Some(dl) => (
+                    dl.matmul(&e)?,
+                    if want_head {
+                        Some(dl.t()?.matmul(&hc)?)
+                    } else {
+                        None
+                    },
+                ),
+                // Other dtypes: the same with candle ops, the one-hot part as row gathers.
+                None => {
+                    let neg = p.broadcast_mul(&cc)?.neg()?; // -c p, [m, V]
+                    let ey = e.index_select(&tg, 0)?; // [m, H]
+                    let dh_c = (neg.matmul(&e)? + ey.broadcast_mul(&cc)?)?;
+                    let g = if want_head {
+                        Some(
+                            neg.t()?
+                                .matmul(&hc)?
+                                .index_add(&tg, &hc.broadcast_mul(&cc)?, 0)?,
+                        )
+                    } else {
+                        None
+                    };
+                    (dh_c, g)
+                }
+            };
+            dh_src.push(dh_c);
+            if let Some(g) = g {
                 d_head = Some(match d_head {
                     Some(x) => (x + g)?,
                     None => g,
@@ -229,8 +255,12 @@ impl LogprobPass {
                 .zeros_like()?
                 .index_add(&self.src, &Tensor::cat(&dh_src, 0)?, 0)?
         };
-        let mut grads = self.pass.backward(model, &d_hidden, want)?;
-        if let Some(g) = d_head {
+        // A tied head's gradient is also the embedding's: the body pass adds its gather
+        // gradient into it.
+        let tied = head == model.embed_index();
+        let (base, rest) = if tied { (d_head, None) } else { (None, d_head) };
+        let mut grads = self.pass.backward_into(model, &d_hidden, want, base)?;
+        if let Some(g) = rest {
             grads[head] = Some(match grads[head].take() {
                 Some(x) => (x + g)?,
                 None => g,
