@@ -13,17 +13,32 @@ use anyhow::Result;
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 use rayon::prelude::*;
 
-/// A contiguous f32 CPU tensor's elements, copied out (None otherwise). The copy is cheap
-/// beside the passes it replaces, and keeps the kernels free of storage locks.
-fn f32s(t: &Tensor) -> Option<Vec<f32>> {
+/// A contiguous f32 CPU tensor's elements, borrowed from its storage (None otherwise).
+struct View<'a> {
+    guard: candle_core::StorageRef<'a>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match &*self.guard {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.clone()],
+            _ => unreachable!("checked in f32s"),
+        }
+    }
+}
+
+fn f32s(t: &Tensor) -> Option<View<'_>> {
     if t.dtype() != DType::F32 || !t.device().is_cpu() {
         return None;
     }
-    let (st, l) = t.storage_and_layout();
-    match (&*st, l.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Some(v[a..b].to_vec()),
-        _ => None,
-    }
+    let (guard, l) = t.storage_and_layout();
+    let range = match (&*guard, l.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(_)), Some((a, b))) => a..b,
+        _ => return None,
+    };
+    Some(View { guard, range })
 }
 
 /// Run `f` over the rows of width `n` of `out` (and the matching rows of inputs) in
@@ -146,6 +161,8 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Option<(Tensor, Tens
     let (Some(xv), Some(wv)) = (f32s(x), f32s(w)) else {
         return Ok(None);
     };
+    let xv: &[f32] = &xv;
+    let wv: &[f32] = &wv;
     let n = wv.len();
     let rows = xv.len() / n;
     let mut y = vec![0f32; xv.len()];
@@ -160,7 +177,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Option<(Tensor, Tens
                     let ss = dot(xr, xr);
                     let f = 1.0 / (ss / n as f32 + eps).sqrt();
                     *rr = f;
-                    for ((o, &a), &g) in yr.iter_mut().zip(xr).zip(&wv) {
+                    for ((o, &a), &g) in yr.iter_mut().zip(xr).zip(wv) {
                         *o = a * f * g;
                     }
                 }
@@ -186,6 +203,10 @@ pub fn rms_norm_bwd(
     let (Some(xv), Some(rv), Some(wv), Some(dyv)) = (f32s(x), f32s(r), f32s(w), f32s(dy)) else {
         return Ok(None);
     };
+    let xv: &[f32] = &xv;
+    let rv: &[f32] = &rv;
+    let wv: &[f32] = &wv;
+    let dyv: &[f32] = &dyv;
     let n = wv.len();
     let mut dx = vec![0f32; xv.len()];
     let parts: Vec<Vec<f32>> = dx
@@ -199,12 +220,12 @@ pub fn rms_norm_bwd(
                 for (((dxr, xr), dyr), &f) in
                     dx.chunks_mut(n).zip(x.chunks(n)).zip(dy.chunks(n)).zip(r)
                 {
-                    for ((o, &d), &g) in dxr.iter_mut().zip(dyr).zip(&wv) {
+                    for ((o, &d), &g) in dxr.iter_mut().zip(dyr).zip(wv) {
                         *o = d * g;
                     }
                     let xg = dot(xr, dxr);
                     let c = f * f * f * xg / n as f32;
-                    for (((o, &a), &d), &g) in dxr.iter_mut().zip(xr).zip(dyr).zip(&wv) {
+                    for (((o, &a), &d), &g) in dxr.iter_mut().zip(xr).zip(dyr).zip(wv) {
                         *o = f * d * g - a * c;
                     }
                     if want_w {
@@ -236,6 +257,8 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Option<Tensor>> {
     let (Some(gv), Some(uv)) = (f32s(g), f32s(u)) else {
         return Ok(None);
     };
+    let gv: &[f32] = &gv;
+    let uv: &[f32] = &uv;
     let mut y = vec![0f32; gv.len()];
     const CH: usize = 1 << 13;
     y.par_chunks_mut(CH)
@@ -256,6 +279,9 @@ pub fn silu_mul_bwd(g: &Tensor, u: &Tensor, dy: &Tensor) -> Result<Option<(Tenso
     let (Some(gv), Some(uv), Some(dv)) = (f32s(g), f32s(u), f32s(dy)) else {
         return Ok(None);
     };
+    let gv: &[f32] = &gv;
+    let uv: &[f32] = &uv;
+    let dv: &[f32] = &dv;
     let mut dg = vec![0f32; gv.len()];
     let mut du = vec![0f32; gv.len()];
     const CH: usize = 1 << 13;
@@ -287,6 +313,8 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Opti
     let (Some(sv), Some(mv)) = (f32s(scores), f32s(mask)) else {
         return Ok(None);
     };
+    let sv: &[f32] = &sv;
+    let mv: &[f32] = &mv;
     let t = scores.dim(candle_core::D::Minus1)?;
     let mrows = mv.len() / t;
     let scale = scale as f32;
@@ -321,6 +349,8 @@ pub fn softmax_bwd(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Option<Tensor>
     let (Some(pv), Some(dv)) = (f32s(p), f32s(dp)) else {
         return Ok(None);
     };
+    let pv: &[f32] = &pv;
+    let dv: &[f32] = &dv;
     let t = p.dim(candle_core::D::Minus1)?;
     let scale = scale as f32;
     let mut ds = vec![0f32; pv.len()];
@@ -349,9 +379,11 @@ pub struct HeadRows {
 }
 
 pub fn head_rows(logits: &Tensor, targets: &[u32]) -> Result<Option<HeadRows>> {
-    let Some(mut zv) = f32s(logits) else {
+    let Some(zv) = f32s(logits) else {
         return Ok(None);
     };
+    // The softmax is written over a copy of the logits.
+    let mut zv = zv.to_vec();
     let (m, v) = logits.dims2()?;
     let mut logp = vec![0f32; m];
     let mut entropy = vec![0f32; m];
@@ -399,6 +431,7 @@ pub fn head_dlogits(p: &Tensor, targets: &[u32], c: &[f32]) -> Result<Option<Ten
     let Some(pv) = f32s(p) else {
         return Ok(None);
     };
+    let pv: &[f32] = &pv;
     let (_, v) = p.dims2()?;
     let mut out = vec![0f32; pv.len()];
     out.par_chunks_mut(v)
