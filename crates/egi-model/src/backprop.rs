@@ -16,36 +16,38 @@ use candle_core::{Tensor, D};
 use crate::fastops;
 use crate::model::{AttnInput, Transformer};
 
-/// One layer's activations over the row (T positions).
-struct Saved {
+/// One layer's activations over the row (T positions). Public so that other passes over the
+/// same activations (the probe's many-target backward) can reuse a recorded forward.
+pub struct Saved {
     /// Residual stream entering the layer and its RMS factor [T, 1]; normed input a [T, H].
-    h: Tensor,
-    r_in: Tensor,
-    a: Tensor,
+    pub h: Tensor,
+    pub r_in: Tensor,
+    pub a: Tensor,
     /// Qwen3: q / k before their per-head norm [T, n, hd] and the RMS factors [T, n, 1].
-    q_pre: Option<(Tensor, Tensor)>,
-    k_pre: Option<(Tensor, Tensor)>,
+    pub q_pre: Option<(Tensor, Tensor)>,
+    pub k_pre: Option<(Tensor, Tensor)>,
     /// Rotated q [nkv, n_rep*T, hd] (heads grouped by kv head), rotated k and v [nkv, T, hd].
-    qr: Tensor,
-    kr: Tensor,
-    v: Tensor,
+    pub qr: Tensor,
+    pub kr: Tensor,
+    pub v: Tensor,
     /// Softmax weights [nkv, n_rep*T, T]; attention output [T, nh*hd].
-    probs: Tensor,
-    ctx: Tensor,
-    h2: Tensor,
-    r_post: Tensor,
-    m: Tensor,
-    g: Tensor,
-    u: Tensor,
-    act: Tensor,
+    pub probs: Tensor,
+    pub ctx: Tensor,
+    pub h2: Tensor,
+    pub r_post: Tensor,
+    pub m: Tensor,
+    pub g: Tensor,
+    pub u: Tensor,
+    pub act: Tensor,
 }
 
 /// A recorded forward pass over one row.
 pub struct Pass {
-    layers: Vec<Saved>,
+    pub layers: Vec<Saved>,
     ids: Tensor,
-    h_last: Tensor,
-    r_final: Tensor,
+    /// Residual stream after the last layer [T, H] and its final RMS factor [T, 1].
+    pub h_last: Tensor,
+    pub r_final: Tensor,
     /// Hidden states after the final norm, [T, H] (what the LM head reads).
     pub hidden: Tensor,
     cos: Tensor,

@@ -172,9 +172,13 @@ pub fn correlate(kind: Correlation, x: &[f64], y: &[f64]) -> Option<f64> {
 
 /// Entropy, logit and log-prob (f64, full vocabulary) of each response token.
 fn token_scores(tape: &Tape, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f64, f64)>> {
+    anyhow::ensure!(
+        tape.logits_start < n_prompt,
+        "the tape has no logits for the response"
+    );
     let z = tape
         .logits
-        .narrow(0, n_prompt - 1, ids.len() - n_prompt)?
+        .narrow(0, n_prompt - 1 - tape.logits_start, ids.len() - n_prompt)?
         .to_dtype(DType::F64)?;
     let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
     let ent: Vec<f64> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
@@ -209,9 +213,43 @@ pub fn fingerprint(
         );
     }
     let t0 = Instant::now();
-    let matrices = opts.matrices(model.cfg.num_layers)?;
+    opts.matrices(model.cfg.num_layers)?;
     let tape = Tape::record(model, ids)?;
-    let scores = token_scores(&tape, ids, n_prompt)?;
+    let mut fp = fingerprint_tape(model, &tape, ids, n_prompt, char_starts, response, opts)?;
+    fp.seconds = t0.elapsed().as_secs_f64(); // the recording included
+    Ok(fp)
+}
+
+/// [`fingerprint`] on a recorded tape, e.g. one taken from the trainer's own forward pass
+/// with [`Tape::from_pass`]. The tape holds the rows of `ids` (the last one may be missing:
+/// no target reads it) and logits from row `n_prompt - 1` on.
+pub fn fingerprint_tape(
+    model: &Transformer,
+    tape: &Tape,
+    ids: &[u32],
+    n_prompt: usize,
+    char_starts: &[usize],
+    response: &str,
+    opts: &ProbeOptions,
+) -> Result<ResponseFingerprint> {
+    let t0 = Instant::now();
+    // The last token's own row is never read (no target follows it): a tape may lack it.
+    if n_prompt == 0 || n_prompt >= ids.len() || tape.len > ids.len() || tape.len + 1 < ids.len() {
+        bail!(
+            "tape of {} rows for {} tokens ({n_prompt} in the prompt)",
+            tape.len,
+            ids.len()
+        );
+    }
+    if char_starts.len() != ids.len() - n_prompt {
+        bail!(
+            "char_starts has {} entries for {} response tokens",
+            char_starts.len(),
+            ids.len() - n_prompt
+        );
+    }
+    let matrices = opts.matrices(model.cfg.num_layers)?;
+    let scores = token_scores(tape, ids, n_prompt)?;
     let n_resp = ids.len() - n_prompt;
 
     // Steps and the step of each token.

@@ -10,6 +10,8 @@ pub mod norms;
 pub mod oracle;
 pub mod tape;
 
-pub use fingerprint::{fingerprint, Granularity, ProbeOptions, ResponseFingerprint, StepMode};
+pub use fingerprint::{
+    fingerprint, fingerprint_tape, Granularity, ProbeOptions, ResponseFingerprint, StepMode,
+};
 pub use norms::Norm;
-pub use tape::{Proj, Target};
+pub use tape::{Proj, Tape, Target};

@@ -65,8 +65,9 @@ pub struct Tape {
     pub layers: Vec<LayerTape>,
     h_last: Tensor,
     r_final: Tensor,
-    /// Logits at every position [T, V].
+    /// Logits at positions `logits_start..T`, [T - logits_start, V].
     pub logits: Tensor,
+    pub logits_start: usize,
     cos: Tensor,
     sin: Tensor,
     pub len: usize,
@@ -224,9 +225,76 @@ impl Tape {
             h_last: h,
             r_final,
             logits,
+            logits_start: 0,
             cos,
             sin,
             len: t,
+        })
+    }
+
+    /// The tape of one sequence taken from a recorded training pass over a packed row
+    /// (`egi_model::backprop::Pass`): `rows` are the sequence's positions in that row, in
+    /// order, with rotary positions 0..n (a prompt and one of its responses; the packed mask
+    /// lets them attend only to each other, so these are exactly the activations of the
+    /// sequence alone). Logits are computed for rows `logits_from..`. This saves the probe's
+    /// own forward when the trainer has already recorded one.
+    pub fn from_pass(
+        model: &Transformer,
+        pass: &egi_model::backprop::Pass,
+        rows: &[u32],
+        logits_from: usize,
+    ) -> Result<Tape> {
+        let cfg = &model.cfg;
+        let (nh, hd) = (cfg.num_heads, cfg.head_dim);
+        let n = rows.len();
+        anyhow::ensure!(logits_from < n, "no rows for the logits");
+        let dev = model.device();
+        let idx = Tensor::from_slice(rows, n, dev)?;
+        let sel0 = |x: &Tensor| -> Result<Tensor> { Ok(x.index_select(&idx, 0)?) };
+        let t_all = pass.h_last.dim(0)?;
+        let mut layers = Vec::with_capacity(pass.layers.len());
+        for s in &pass.layers {
+            let pre = |p: &Option<(Tensor, Tensor)>| -> Result<Option<(Tensor, Tensor)>> {
+                p.as_ref()
+                    .map(|(x, r)| Ok((sel0(x)?, sel0(r)?)))
+                    .transpose()
+            };
+            let qr = s.qr.reshape((nh, t_all, hd))?.index_select(&idx, 1)?;
+            let probs = s
+                .probs
+                .reshape((nh, t_all, t_all))?
+                .index_select(&idx, 1)?
+                .index_select(&idx, 2)?;
+            layers.push(LayerTape {
+                h: sel0(&s.h)?,
+                r_in: sel0(&s.r_in)?,
+                a: sel0(&s.a)?,
+                q_pre: pre(&s.q_pre)?,
+                k_pre: pre(&s.k_pre)?,
+                qr,
+                kr: s.kr.index_select(&idx, 1)?,
+                v: s.v.index_select(&idx, 1)?,
+                probs,
+                ctx: sel0(&s.ctx)?,
+                h2: sel0(&s.h2)?,
+                r_post: sel0(&s.r_post)?,
+                g: sel0(&s.g)?,
+                u: sel0(&s.u)?,
+            });
+        }
+        let (cos_t, sin_t) = model.rope_tables();
+        let cos = cos_t.narrow(0, 0, n)?;
+        let sin = sin_t.narrow(0, 0, n)?;
+        let hf = sel0(&pass.hidden)?.narrow(0, logits_from, n - logits_from)?;
+        Ok(Tape {
+            layers,
+            h_last: sel0(&pass.h_last)?,
+            r_final: sel0(&pass.r_final)?,
+            logits: hf.matmul(&model.lm_head_weight().t()?)?,
+            logits_start: logits_from,
+            cos: Tensor::cat(&[&cos, &cos], D::Minus1)?,
+            sin: Tensor::cat(&[&sin, &sin], D::Minus1)?,
+            len: n,
         })
     }
 
@@ -373,7 +441,10 @@ impl Tape {
         Ok(match target {
             Target::Logit => ey,
             Target::Logprob | Target::Nll => {
-                let z = self.logits.get(row)?;
+                let z = self.logits.get(
+                    row.checked_sub(self.logits_start)
+                        .context("no logits for this row")?,
+                )?;
                 let p = candle_nn::ops::softmax(&z, D::Minus1)?;
                 let mean = p.unsqueeze(0)?.matmul(e)?.squeeze(0)?;
                 let g = (ey - mean)?;

@@ -149,6 +149,12 @@ pub struct TrainConfig {
     /// Layers measured (None = all).
     pub fp_layers: Option<Vec<usize>>,
     pub fp_target: String,
+    /// CorR-PO: take the fingerprint's activations from the update's own forward pass over
+    /// each packed micro-batch (recorded once, before the rewards, and kept until the
+    /// update) instead of a second forward per response. Costs the memory of every
+    /// micro-batch's activations at once; false records them one at a time. Applies with
+    /// the hand-written backward (not LoRA).
+    pub fp_reuse_forward: bool,
 }
 
 impl Default for TrainConfig {
@@ -202,6 +208,7 @@ impl Default for TrainConfig {
             fp_step_delim: "\n".into(),
             fp_step_mode: "sum-logits".into(),
             fp_layers: None,
+            fp_reuse_forward: true,
             fp_target: "logit".into(),
         }
     }

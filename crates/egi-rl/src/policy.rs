@@ -178,6 +178,11 @@ impl LogprobPass {
         })
     }
 
+    /// The recorded body pass (activations of every layer over the packed row).
+    pub fn body(&self) -> &Pass {
+        &self.pass
+    }
+
     /// Gradients (by parameter index) of the scalar L whose derivatives are `dlogp` [n].
     /// With c = dL/d logp: d logits = c (onehot - softmax), so the head's input gets
     /// c (E[y] - p E) and the head c (onehot - p)^T h.

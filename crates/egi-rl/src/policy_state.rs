@@ -45,6 +45,13 @@ impl Forward {
             Forward::Fused { pass, .. } => &pass.ent,
         }
     }
+    /// The recorded body pass (hand-written path only), e.g. for the fingerprint.
+    pub fn body_pass(&self) -> Option<&egi_model::backprop::Pass> {
+        match self {
+            Forward::Autograd { .. } => None,
+            Forward::Fused { pass, .. } => Some(pass.body()),
+        }
+    }
 }
 
 impl Policy {
@@ -97,6 +104,11 @@ impl Policy {
             slot,
             fused,
         })
+    }
+
+    /// Whether [`Policy::forward`] records the hand-written pass (not LoRA, not autograd).
+    pub fn records_pass(&self) -> bool {
+        self.fused
     }
 
     /// Forward of one packed micro-batch (vocabulary projection `chunk` tokens at a time).

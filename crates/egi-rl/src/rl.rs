@@ -48,6 +48,10 @@ pub struct Trainer<'a> {
     metrics: MetricsLog,
     rollouts: MetricsLog,
     evals: MetricsLog,
+    /// CorR-PO with `fp_reuse_forward`: the forward of each micro-batch, recorded for the
+    /// fingerprint before the rewards and used by the update's first epoch; keyed by
+    /// (group cursor, first response).
+    recorded: std::collections::HashMap<(usize, usize), crate::policy_state::Forward>,
 }
 
 /// A well-mixed 64-bit seed from its parts (splitmix64), so every rollout has its own stream
@@ -128,6 +132,7 @@ impl<'a> Trainer<'a> {
             metrics: MetricsLog::open(&run.join("metrics.jsonl"), keep)?,
             rollouts: MetricsLog::open(&run.join("rollouts.jsonl"), keep)?,
             evals: MetricsLog::open(&run.join("eval.jsonl"), keep)?,
+            recorded: Default::default(),
             cfg,
             policy,
             task,
@@ -231,21 +236,63 @@ impl<'a> Trainer<'a> {
             // rho_step of each rollout under the current policy (no gradient flows through it).
             let t2 = Instant::now();
             let opts = self.probe_options()?;
-            for (i, c) in comps.iter().enumerate() {
-                let body: &[u32] = if c.finish_reason == FinishReason::Eos {
-                    &c.token_ids[..c.token_ids.len() - 1]
-                } else {
-                    &c.token_ids
-                };
-                if body.is_empty() {
-                    continue; // undefined rho: counted as 0
+            let cfg = &self.cfg;
+            // The update's forward of each micro-batch, recorded now: the fingerprint reads
+            // its activations, and the update's first epoch reuses it.
+            let reuse = cfg.fp_reuse_forward && self.policy.records_pass();
+            for (gi, (&c, &p)) in cursors.iter().zip(&problems).enumerate() {
+                let prompt = task.prompt_ids(p);
+                for s in (0..g).step_by(cfg.micro_batch) {
+                    let mb = &comps[gi * g + s..gi * g + (s + cfg.micro_batch).min(g)];
+                    let pk = pack(
+                        prompt,
+                        &mb.iter()
+                            .map(|c| c.token_ids.as_slice())
+                            .collect::<Vec<_>>(),
+                    );
+                    let fwd = if reuse && !pk.tgt.is_empty() {
+                        Some(self.policy.forward(&pk, LOGIT_CHUNK)?)
+                    } else {
+                        None
+                    };
+                    for (k, comp) in mb.iter().enumerate() {
+                        let body: &[u32] = if comp.finish_reason == FinishReason::Eos {
+                            &comp.token_ids[..comp.token_ids.len() - 1]
+                        } else {
+                            &comp.token_ids
+                        };
+                        if body.is_empty() {
+                            continue; // undefined rho: counted as 0
+                        }
+                        let ids: Vec<u32> = prompt.iter().chain(body).copied().collect();
+                        let text = task.decode(body)?;
+                        let starts = task.char_starts(body)?;
+                        let n_prompt = prompt.len();
+                        let fp = match fwd.as_ref().and_then(|f| f.body_pass()) {
+                            Some(pass) => {
+                                // This response's rows in the packed row: the prompt, then
+                                // its block (which holds all but its last token).
+                                let start = n_prompt + pk.blocks[..k].iter().sum::<usize>();
+                                let rows: Vec<u32> = (0..n_prompt)
+                                    .chain(start..start + pk.blocks[k].min(body.len()))
+                                    .map(|r| r as u32)
+                                    .collect();
+                                let tape =
+                                    egi_probe::Tape::from_pass(&view, pass, &rows, n_prompt - 1)?;
+                                egi_probe::fingerprint_tape(
+                                    &view, &tape, &ids, n_prompt, &starts, &text, &opts,
+                                )?
+                            }
+                            None => egi_probe::fingerprint(
+                                &view, &ids, n_prompt, &starts, &text, &opts,
+                            )?,
+                        };
+                        rewards[gi * g + s + k].rho = fp.rho_step;
+                    }
+                    if let Some(f) = fwd {
+                        self.recorded.insert((c, s), f);
+                    }
                 }
-                let prompt = task.prompt_ids(problems[i / g]);
-                let ids: Vec<u32> = prompt.iter().chain(body).copied().collect();
-                let text = task.decode(body)?;
-                let starts = task.char_starts(body)?;
-                let fp = egi_probe::fingerprint(&view, &ids, prompt.len(), &starts, &text, &opts)?;
-                rewards[i].rho = fp.rho_step;
             }
             secs[2] += t2.elapsed().as_secs_f64();
         }
@@ -358,7 +405,10 @@ impl<'a> Trainer<'a> {
                     if pk.tgt.is_empty() {
                         continue;
                     }
-                    let fwd = self.policy.forward(&pk, LOGIT_CHUNK)?;
+                    let fwd = match self.recorded.remove(&(grp.cursor, s)) {
+                        Some(f) if epoch == 0 => f,
+                        _ => self.policy.forward(&pk, LOGIT_CHUNK)?,
+                    };
                     let logp = fwd.logp();
                     if epoch == 0 {
                         // pi_old = the weights that sampled: unchanged until this epoch's step.
@@ -393,6 +443,8 @@ impl<'a> Trainer<'a> {
                 .step(&acc, lr)
                 .map_err(|e| anyhow::anyhow!(self.nonfinite(&e.to_string())))?;
         }
+        // Forwards of groups that dynamic sampling dropped.
+        self.recorded.clear();
         let seconds_update = t_up.elapsed().as_secs_f64();
         self.step += 1;
 

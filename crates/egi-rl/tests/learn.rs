@@ -415,3 +415,50 @@ fn egi_rl_test_rank(v: &[f64], r: usize, c: usize) -> usize {
     }
     rank
 }
+
+/// CorR-PO taking the fingerprint from the update's recorded forward (the default) gives the
+/// run a separate recording gives: the same rho in the metrics and the same weights, with
+/// micro-batches smaller than a group (so each recorded forward must meet its own update).
+#[test]
+fn corr_po_reusing_the_update_forward_matches_a_separate_recording() {
+    let mut cfg = config(Algo::CorrPo);
+    cfg.max_new_tokens = 6;
+    cfg.group_size = 8;
+    cfg.micro_batch = 4;
+    cfg.batch_prompts = 2;
+    cfg.lambda = 1.0;
+    let runs: Vec<_> = [true, false]
+        .into_iter()
+        .map(|reuse| {
+            let mut c = cfg.clone();
+            c.fp_reuse_forward = reuse;
+            run_steps(c, 3)
+        })
+        .collect();
+    let (a, b) = (metrics(runs[0].1.path()), metrics(runs[1].1.path()));
+    let rho = |m: &[serde_json::Value]| -> Vec<f64> {
+        m.iter()
+            .map(|x| x["rho_mean"].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let (ra, rb) = (rho(&a), rho(&b));
+    assert!(
+        ra.iter().all(|x| x.is_finite()),
+        "rho defined at every step: {ra:?}"
+    );
+    for (x, y) in ra.iter().zip(&rb) {
+        assert!((x - y).abs() < 1e-6, "rho {ra:?} vs {rb:?}");
+    }
+    let wa = runs[0].0.policy.model.weights();
+    let wb = runs[1].0.policy.model.weights();
+    for (k, v) in &wa {
+        assert!(max_diff(v, &wb[k]) < 1e-5, "{k} differs");
+    }
+    assert!(
+        max_diff(
+            &wa["model.norm.weight"],
+            &tiny(Arch::Qwen3, 5).weights()["model.norm.weight"]
+        ) > 0.0,
+        "the weights moved"
+    );
+}
