@@ -41,8 +41,8 @@ fn f32s(t: &Tensor) -> Option<View<'_>> {
     Some(View { guard, range })
 }
 
-/// Run `f` over the rows of width `n` of `out` (and the matching rows of inputs) in
-/// parallel, with the loop compiled for AVX-512 when the CPU has it.
+/// Run the block compiled for AVX-512 when the CPU has it (the compiler then vectorises its
+/// loops 16 wide), else as is.
 macro_rules! simd {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]
@@ -92,7 +92,7 @@ pub fn exp(x: f32) -> f32 {
 /// Sum with 16 independent accumulators: a plain fold is a serial chain the compiler may not
 /// reorder, so it would not vectorise.
 #[inline(always)]
-fn sum(x: &[f32]) -> f32 {
+pub(crate) fn sum(x: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let mut it = x.chunks_exact(16);
     for c in &mut it {
@@ -104,7 +104,7 @@ fn sum(x: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
@@ -122,7 +122,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn max(x: &[f32]) -> f32 {
+pub(crate) fn max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 16];
     let mut it = x.chunks_exact(16);
     for c in &mut it {

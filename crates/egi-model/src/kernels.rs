@@ -184,6 +184,9 @@ pub fn decode_attention(
     );
     let (kst, vst) = (kl.stride().to_vec(), vl.stride().to_vec());
     let n_rep = nh / nkv;
+    if n_rep > 16 {
+        return Ok(None);
+    }
     let mut out = vec![0f32; b * nh * hd];
     // One task per (sequence, kv head): the n_rep query heads that share the kv head read
     // each cached key and value row once (the cache is as large as a tenth of the weights
@@ -196,53 +199,42 @@ pub fn decode_attention(
             let vb = v0 + bi * vst[0] + g * vst[1];
             let mrow = &mv[m0 + bi * s..m0 + (bi + 1) * s];
             let qb = q0 + (bi * nh + g * n_rep) * hd;
-            for j in 0..s {
-                let kr = &kv[kb + j * kst[2]..kb + j * kst[2] + hd];
-                for r in 0..n_rep {
-                    let qr = &qv[qb + r * hd..qb + (r + 1) * hd];
-                    scores[r * s + j] = dot_any(qr, kr) * scale + mrow[j];
-                }
-            }
-            let mut inv = vec![0f32; n_rep];
-            for (r, row) in scores.chunks_mut(s).enumerate() {
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                let mut sum = 0f32;
-                for sc in row.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                inv[r] = 1.0 / sum;
-            }
-            for j in 0..s {
-                let vr = &vv[vb + j * vst[2]..vb + j * vst[2] + hd];
-                for r in 0..n_rep {
-                    let p = scores[r * s + j];
-                    if p == 0.0 {
-                        continue; // masked (padding) key
-                    }
-                    let w = p * inv[r];
-                    for (od, &x) in o[r * hd..(r + 1) * hd].iter_mut().zip(vr) {
-                        *od += w * x;
+            // Plain loops over rows of hd, compiled for AVX-512 where available: a call of a
+            // dot-product function per (query, key) pair cost more than its arithmetic.
+            simd!({
+                for j in 0..s {
+                    let kr = &kv[kb + j * kst[2]..kb + j * kst[2] + hd];
+                    for r in 0..n_rep {
+                        let qr = &qv[qb + r * hd..qb + (r + 1) * hd];
+                        scores[r * s + j] = crate::fastops::dot(qr, kr) * scale + mrow[j];
                     }
                 }
-            }
+                let mut inv = [0f32; 16];
+                for (r, row) in scores.chunks_mut(s).enumerate() {
+                    let mx = crate::fastops::max(row);
+                    for sc in row.iter_mut() {
+                        *sc = crate::fastops::exp(*sc - mx);
+                    }
+                    inv[r] = 1.0 / crate::fastops::sum(row);
+                }
+                for j in 0..s {
+                    let vr = &vv[vb + j * vst[2]..vb + j * vst[2] + hd];
+                    for r in 0..n_rep {
+                        let p = scores[r * s + j];
+                        if p == 0.0 {
+                            continue; // masked (padding) key
+                        }
+                        let w = p * inv[r];
+                        for (od, &x) in o[r * hd..(r + 1) * hd].iter_mut().zip(vr) {
+                            *od += w * x;
+                        }
+                    }
+                }
+            })
         },
     );
     drop((qs, ks, vs, ms));
     Ok(Some(Tensor::from_vec(out, (b, nh, 1, hd), q.device())?))
-}
-
-#[inline]
-fn dot_any(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { dot_avx2(a, b) };
-        }
-    }
-    dot_portable(a, b)
 }
 
 fn has_avx512() -> bool {

@@ -10,6 +10,7 @@
 pub mod backprop;
 pub mod chat;
 pub mod config;
+#[macro_use]
 pub mod fastops;
 pub mod kernels;
 pub mod load;
