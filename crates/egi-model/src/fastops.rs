@@ -192,7 +192,9 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Option<(Tensor, Tens
 }
 
 /// RMSNorm backward from dy: dx = r g - x r^3 mean(x g) with g = dy w, and the weight
-/// gradient sum over rows of dy x r (when `want_w`).
+/// gradient sum over rows of dy x r (when `want_w`). `dy` may stack several cotangents of
+/// the same x ([K, .., n] against [.., n]: its row i belongs to x's row i mod rows(x)); dx
+/// then has dy's shape.
 pub fn rms_norm_bwd(
     x: &Tensor,
     r: &Tensor,
@@ -203,30 +205,30 @@ pub fn rms_norm_bwd(
     let (Some(xv), Some(rv), Some(wv), Some(dyv)) = (f32s(x), f32s(r), f32s(w), f32s(dy)) else {
         return Ok(None);
     };
-    let xv: &[f32] = &xv;
-    let rv: &[f32] = &rv;
-    let wv: &[f32] = &wv;
-    let dyv: &[f32] = &dyv;
+    let (xv, rv, wv, dyv): (&[f32], &[f32], &[f32], &[f32]) = (&xv, &rv, &wv, &dyv);
     let n = wv.len();
-    let mut dx = vec![0f32; xv.len()];
+    let xrows = xv.len() / n;
+    if xrows == 0 || dyv.len() % xv.len() != 0 || rv.len() != xrows {
+        return Ok(None);
+    }
+    let mut dx = vec![0f32; dyv.len()];
     let parts: Vec<Vec<f32>> = dx
         .par_chunks_mut(n * ROWS_PER_TASK)
-        .zip(xv.par_chunks(n * ROWS_PER_TASK))
         .zip(dyv.par_chunks(n * ROWS_PER_TASK))
-        .zip(rv.par_chunks(ROWS_PER_TASK))
-        .map(|(((dx, x), dy), r)| {
+        .enumerate()
+        .map(|(c, (dx, dy))| {
             simd!({
                 let mut dw = if want_w { vec![0f32; n] } else { vec![] };
-                for (((dxr, xr), dyr), &f) in
-                    dx.chunks_mut(n).zip(x.chunks(n)).zip(dy.chunks(n)).zip(r)
-                {
+                for (k, (dxr, dyr)) in dx.chunks_mut(n).zip(dy.chunks(n)).enumerate() {
+                    let i = (c * ROWS_PER_TASK + k) % xrows;
+                    let (xr, f) = (&xv[i * n..(i + 1) * n], rv[i]);
                     for ((o, &d), &g) in dxr.iter_mut().zip(dyr).zip(wv) {
                         *o = d * g;
                     }
                     let xg = dot(xr, dxr);
-                    let c = f * f * f * xg / n as f32;
+                    let cst = f * f * f * xg / n as f32;
                     for (((o, &a), &d), &g) in dxr.iter_mut().zip(xr).zip(dyr).zip(wv) {
-                        *o = f * d * g - a * c;
+                        *o = f * d * g - a * cst;
                     }
                     if want_w {
                         for ((o, &a), &d) in dw.iter_mut().zip(xr).zip(dyr) {
@@ -249,7 +251,7 @@ pub fn rms_norm_bwd(
     } else {
         None
     };
-    Ok(Some((Tensor::from_vec(dx, x.shape(), x.device())?, dw)))
+    Ok(Some((Tensor::from_vec(dx, dy.shape(), x.device())?, dw)))
 }
 
 /// silu(g) u elementwise.
@@ -275,34 +277,49 @@ pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Option<Tensor>> {
 }
 
 /// Backward of y = silu(g) u from dy: (dg, du) = (dy u s (1 + g (1 - s)), dy g s), s = sigmoid(g).
+/// `dy` may stack several cotangents of the same g, u ([K, ..] against [..]).
 pub fn silu_mul_bwd(g: &Tensor, u: &Tensor, dy: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
     let (Some(gv), Some(uv), Some(dv)) = (f32s(g), f32s(u), f32s(dy)) else {
         return Ok(None);
     };
-    let gv: &[f32] = &gv;
-    let uv: &[f32] = &uv;
-    let dv: &[f32] = &dv;
-    let mut dg = vec![0f32; gv.len()];
-    let mut du = vec![0f32; gv.len()];
-    const CH: usize = 1 << 13;
-    dg.par_chunks_mut(CH)
-        .zip(du.par_chunks_mut(CH))
-        .zip(gv.par_chunks(CH))
-        .zip(uv.par_chunks(CH).zip(dv.par_chunks(CH)))
-        .for_each(|(((dg, du), g), (u, d))| {
+    let (gv, uv, dv): (&[f32], &[f32], &[f32]) = (&gv, &uv, &dv);
+    let n = gv.len();
+    if n == 0 || uv.len() != n || dv.len() % n != 0 {
+        return Ok(None);
+    }
+    let mut dg = vec![0f32; dv.len()];
+    let mut du = vec![0f32; dv.len()];
+    // Chunks that never straddle two stacked cotangents.
+    let ch = (1usize << 13).min(n);
+    let per = n.div_ceil(ch);
+    let tasks: Vec<(usize, usize)> = (0..dv.len() / n)
+        .flat_map(|k| (0..per).map(move |c| (k * n + c * ch, (n - c * ch).min(ch))))
+        .collect();
+    let outs: Vec<(Vec<f32>, Vec<f32>)> = tasks
+        .par_iter()
+        .map(|&(at, len)| {
+            let off = at % n;
+            let (g, u, d) = (&gv[off..off + len], &uv[off..off + len], &dv[at..at + len]);
+            let (mut og, mut ou) = (vec![0f32; len], vec![0f32; len]);
             simd!({
-                for ((((og, ou), &a), &b), &c) in
-                    dg.iter_mut().zip(du.iter_mut()).zip(g).zip(u).zip(d)
+                for ((((xg, xu), &a), &b), &c) in
+                    og.iter_mut().zip(ou.iter_mut()).zip(g).zip(u).zip(d)
                 {
                     let s = 1.0 / (1.0 + exp(-a));
-                    *og = c * b * s * (1.0 + a * (1.0 - s));
-                    *ou = c * a * s;
+                    *xg = c * b * s * (1.0 + a * (1.0 - s));
+                    *xu = c * a * s;
                 }
-            })
-        });
+            });
+            (og, ou)
+        })
+        .collect();
+    for (&(at, len), (og, ou)) in tasks.iter().zip(outs) {
+        dg[at..at + len].copy_from_slice(&og);
+        du[at..at + len].copy_from_slice(&ou);
+    }
     Ok(Some((
-        Tensor::from_vec(dg, g.shape(), g.device())?,
-        Tensor::from_vec(du, g.shape(), g.device())?,
+        Tensor::from_vec(dg, dy.shape(), g.device())?,
+        Tensor::from_vec(du, dy.shape(), g.device())?,
     )))
 }
 
@@ -345,21 +362,27 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Opti
 }
 
 /// Backward of softmax (then of the `scale` applied before it): dS = scale P (dP - sum(dP P)).
+/// `dp` may stack several cotangents of the same P ([K, ..] against [..]).
 pub fn softmax_bwd(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Option<Tensor>> {
     let (Some(pv), Some(dv)) = (f32s(p), f32s(dp)) else {
         return Ok(None);
     };
-    let pv: &[f32] = &pv;
-    let dv: &[f32] = &dv;
+    let (pv, dv): (&[f32], &[f32]) = (&pv, &dv);
     let t = p.dim(candle_core::D::Minus1)?;
+    let prows = pv.len() / t.max(1);
+    if prows == 0 || dv.len() % pv.len() != 0 {
+        return Ok(None);
+    }
     let scale = scale as f32;
-    let mut ds = vec![0f32; pv.len()];
+    let mut ds = vec![0f32; dv.len()];
     ds.par_chunks_mut(t * ROWS_PER_TASK)
-        .zip(pv.par_chunks(t * ROWS_PER_TASK))
         .zip(dv.par_chunks(t * ROWS_PER_TASK))
-        .for_each(|((o, p), d)| {
+        .enumerate()
+        .for_each(|(c, (o, d))| {
             simd!({
-                for ((or, pr), dr) in o.chunks_mut(t).zip(p.chunks(t)).zip(d.chunks(t)) {
+                for (k, (or, dr)) in o.chunks_mut(t).zip(d.chunks(t)).enumerate() {
+                    let i = (c * ROWS_PER_TASK + k) % prows;
+                    let pr = &pv[i * t..(i + 1) * t];
                     let inner = dot(pr, dr);
                     for ((x, &a), &b) in or.iter_mut().zip(pr).zip(dr) {
                         *x = scale * a * (b - inner);
@@ -367,7 +390,7 @@ pub fn softmax_bwd(p: &Tensor, dp: &Tensor, scale: f64) -> Result<Option<Tensor>
                 }
             })
         });
-    Ok(Some(Tensor::from_vec(ds, p.shape(), p.device())?))
+    Ok(Some(Tensor::from_vec(ds, dp.shape(), dp.device())?))
 }
 
 /// Per row of logits [m, V]: the softmax p (written over a copy of the logits), log p of
@@ -566,6 +589,33 @@ mod tests {
         let inner = (&dp * &p0)?.sum_keepdim(D::Minus1)?;
         let ds0 = ((dp.broadcast_sub(&inner)? * &p0)? * scale)?;
         assert!(maxdiff(&ds, &ds0) < 1e-6);
+        Ok(())
+    }
+
+    /// Stacked cotangents ([K, ..] against the shared [..]) equal K separate calls.
+    #[test]
+    fn stacked_cotangents_equal_separate_calls() -> Result<()> {
+        let (k, p, n) = (3, 7, 40);
+        let x = rnd(&[p, n], 11, 2.0);
+        let w = rnd(&[n], 12, 1.0);
+        let (_, r) = rms_norm(&x, &w, 1e-6)?.unwrap();
+        let dy = rnd(&[k, p, n], 13, 1.0);
+        let (dx, _) = rms_norm_bwd(&x, &r, &w, &dy, false)?.unwrap();
+        let g = rnd(&[p, 9000], 14, 4.0); // more than one chunk per cotangent
+        let u = rnd(&[p, 9000], 15, 1.0);
+        let da = rnd(&[k, p, 9000], 16, 1.0);
+        let (dg, du) = silu_mul_bwd(&g, &u, &da)?.unwrap();
+        let pr = candle_nn::ops::softmax_last_dim(&rnd(&[2, p, p], 17, 3.0))?;
+        let dp = rnd(&[k, 2, p, p], 18, 1.0);
+        let ds = softmax_bwd(&pr, &dp, 0.3)?.unwrap();
+        for i in 0..k {
+            let (one, _) = rms_norm_bwd(&x, &r, &w, &dy.get(i)?, false)?.unwrap();
+            assert!(maxdiff(&dx.get(i)?, &one) == 0.0);
+            let (a, b) = silu_mul_bwd(&g, &u, &da.get(i)?)?.unwrap();
+            assert!(maxdiff(&dg.get(i)?, &a) == 0.0 && maxdiff(&du.get(i)?, &b) == 0.0);
+            let one = softmax_bwd(&pr, &dp.get(i)?, 0.3)?.unwrap();
+            assert!(maxdiff(&ds.get(i)?, &one) == 0.0);
+        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Tensor, D};
-use egi_model::Transformer;
+use egi_model::{fastops, Transformer};
 
 /// The four attention projections, in the order the fixtures use (q, k, v, o per layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -87,6 +87,26 @@ fn rms_norm_bwd(x: &Tensor, r: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tenso
     Ok((g.broadcast_mul(r)? - xg.broadcast_mul(&r3)?.broadcast_mul(x)?)?)
 }
 
+/// y = x r w and r: egi-model's fused f32 kernel where it applies, else candle ops.
+fn rms_norm_fwd(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    if let Some(yr) = fastops::rms_norm(x, w, eps)? {
+        return Ok(yr);
+    }
+    let r = rms_factor(x, eps)?;
+    Ok((x.broadcast_mul(&r)?.broadcast_mul(w)?, r))
+}
+
+/// [`rms_norm_bwd`] for K stacked cotangents, by the fused kernel where it applies.
+fn rms_bwd(x: &Tensor, r: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if let (true, Some((dx, _))) = (
+        x.is_contiguous() && r.is_contiguous(),
+        fastops::rms_norm_bwd(x, r, w, &dy.contiguous()?, false)?,
+    ) {
+        return Ok(dx);
+    }
+    rms_norm_bwd(x, r, w, dy)
+}
+
 fn rotate_half(x: &Tensor) -> Result<Tensor> {
     let d = x.dim(D::Minus1)?;
     let x1 = x.narrow(D::Minus1, 0, d / 2)?;
@@ -158,32 +178,35 @@ impl Tape {
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for l in 0..cfg.num_layers {
             let w = model.layer_view(l);
-            let r_in = rms_factor(&h, eps)?;
-            let a = h.broadcast_mul(&r_in)?.broadcast_mul(w.input_norm)?;
+            let (a, r_in) = rms_norm_fwd(&h, w.input_norm, eps)?;
             let q = lin(&a, w.q, w.q_bias)?.reshape((t, nh, hd))?;
             let k = lin(&a, w.k, w.k_bias)?.reshape((t, nkv, hd))?;
             let v = lin(&a, w.v, w.v_bias)?.reshape((t, nkv, hd))?;
             let (q, q_pre) = match w.q_norm {
                 Some(qn) => {
-                    let r = rms_factor(&q, eps)?;
-                    (q.broadcast_mul(&r)?.broadcast_mul(qn)?, Some((q, r)))
+                    let (y, r) = rms_norm_fwd(&q, qn, eps)?;
+                    (y, Some((q, r)))
                 }
                 None => (q, None),
             };
             let (k, k_pre) = match w.k_norm {
                 Some(kn) => {
-                    let r = rms_factor(&k, eps)?;
-                    (k.broadcast_mul(&r)?.broadcast_mul(kn)?, Some((k, r)))
+                    let (y, r) = rms_norm_fwd(&k, kn, eps)?;
+                    (y, Some((k, r)))
                 }
                 None => (k, None),
             };
             let qr = rope_fwd(&q.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nh, T, hd]
             let kr = rope_fwd(&k.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nkv, T, hd]
             let v = v.transpose(0, 1)?.contiguous()?; // [nkv, T, hd]
-            let scores = (qr.reshape((nkv, n_rep * t, hd))?.matmul(&kr.t()?)? * scale)?
-                .reshape((nh, t, t))?
-                .broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let raw = qr
+                .reshape((nkv, n_rep * t, hd))?
+                .matmul(&kr.t()?)?
+                .reshape((nh, t, t))?;
+            let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
+                Some(p) => p,
+                None => candle_nn::ops::softmax(&(raw * scale)?.broadcast_add(&mask)?, D::Minus1)?,
+            };
             let ctx = probs
                 .reshape((nkv, n_rep * t, t))?
                 .matmul(&v)?
@@ -191,11 +214,13 @@ impl Tape {
                 .transpose(0, 1)?
                 .reshape((t, nh * hd))?;
             let h2 = (&h + lin(&ctx, w.o, None)?)?;
-            let r_post = rms_factor(&h2, eps)?;
-            let m = h2.broadcast_mul(&r_post)?.broadcast_mul(w.post_norm)?;
+            let (m, r_post) = rms_norm_fwd(&h2, w.post_norm, eps)?;
             let g = lin(&m, w.gate, None)?;
             let u = lin(&m, w.up, None)?;
-            let act = (g.silu()? * &u)?;
+            let act = match fastops::silu_mul(&g, &u)? {
+                Some(y) => y,
+                None => (g.silu()? * &u)?,
+            };
             let h3 = (&h2 + lin(&act, w.down, None)?)?;
             layers.push(LayerTape {
                 h,
@@ -215,10 +240,7 @@ impl Tape {
             });
             h = h3;
         }
-        let r_final = rms_factor(&h, eps)?;
-        let hf = h
-            .broadcast_mul(&r_final)?
-            .broadcast_mul(model.final_norm_weight())?;
+        let (hf, r_final) = rms_norm_fwd(&h, model.final_norm_weight(), eps)?;
         let logits = hf.matmul(&model.lm_head_weight().t()?)?;
         Ok(Tape {
             layers,
@@ -332,7 +354,7 @@ impl Tape {
         }
         let dhf = Tensor::from_vec(dhf, (k_n, p, hsz), dev)?.to_dtype(dt)?;
         let rows_of = |x: &Tensor| x.narrow(0, 0, p);
-        let mut dh = rms_norm_bwd(
+        let mut dh = rms_bwd(
             &rows_of(&self.h_last)?,
             &rows_of(&self.r_final)?,
             model.final_norm_weight(),
@@ -352,14 +374,21 @@ impl Tape {
             let g = rows_of(&tp.g)?;
             let u = rows_of(&tp.u)?;
             let d_act = lin_bwd(&dh, w.down)?; // [K, P, I]
-            let sig = candle_nn::ops::sigmoid(&g)?;
-            let silu = (&g * &sig)?;
-            let dsilu = (&sig * ((&g * (sig.neg()? + 1.0)?)? + 1.0)?)?;
-            let dg = d_act.broadcast_mul(&(u * dsilu)?)?;
-            let du = d_act.broadcast_mul(&silu)?;
+            let fused = fastops::silu_mul_bwd(&g.contiguous()?, &u.contiguous()?, &d_act)?;
+            let (dg, du) = match fused {
+                Some(x) => x,
+                None => {
+                    let sig = candle_nn::ops::sigmoid(&g)?;
+                    let silu = (&g * &sig)?;
+                    let dsilu = (&sig * ((&g * (sig.neg()? + 1.0)?)? + 1.0)?)?;
+                    (
+                        d_act.broadcast_mul(&(u * dsilu)?)?,
+                        d_act.broadcast_mul(&silu)?,
+                    )
+                }
+            };
             let dm = (lin_bwd(&dg, w.gate)? + lin_bwd(&du, w.up)?)?;
-            let dh2 =
-                (&dh + rms_norm_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
+            let dh2 = (&dh + rms_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
             // o: h2 = h + ctx Wo^T, so D_o = dh2.
             if want(l, Proj::O) {
                 visit(l, Proj::O, &dh2)?;
@@ -384,21 +413,26 @@ impl Tape {
             let dp = dctx_g.broadcast_matmul(&v.t()?)?; // [K, nkv, n_rep*P, P]
             let dv = probs_g.t()?.broadcast_matmul(&dctx_g)?; // [K, nkv, P, hd]
                                                               // softmax: dS = P (dP - sum(dP P)).
-            let pb = probs_g.unsqueeze(0)?;
-            let inner = dp.broadcast_mul(&pb)?.sum_keepdim(D::Minus1)?;
-            let ds = dp.broadcast_sub(&inner)?.broadcast_mul(&pb)?;
-            // S = qr kr^T * scale.
-            let dqr = (ds.broadcast_matmul(&kr)? * scale)?; // [K, nkv, n_rep*P, hd]
-            let dkr = (ds.transpose(2, 3)?.broadcast_matmul(&qr_g)? * scale)?; // [K, nkv, P, hd]
+                                                              // Softmax, then S = qr kr^T * scale: dS = scale P (dP - sum(dP P)).
+            let ds = match fastops::softmax_bwd(&probs_g, &dp, scale)? {
+                Some(ds) => ds,
+                None => {
+                    let pb = probs_g.unsqueeze(0)?;
+                    let inner = dp.broadcast_mul(&pb)?.sum_keepdim(D::Minus1)?;
+                    (dp.broadcast_sub(&inner)?.broadcast_mul(&pb)? * scale)?
+                }
+            };
+            let dqr = ds.broadcast_matmul(&kr)?; // [K, nkv, n_rep*P, hd]
+            let dkr = ds.transpose(2, 3)?.broadcast_matmul(&qr_g)?; // [K, nkv, P, hd]
             let dqr = dqr.reshape((k_n, nh, p, hd))?;
             let dq = rope_bwd(&dqr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nh, hd]
             let dk = rope_bwd(&dkr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nkv, hd]
             let dq = match (&tp.q_pre, w.q_norm) {
-                (Some((x, r)), Some(wn)) => rms_norm_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
+                (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
                 _ => dq,
             };
             let dk = match (&tp.k_pre, w.k_norm) {
-                (Some((x, r)), Some(wn)) => rms_norm_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dk)?,
+                (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dk)?,
                 _ => dk,
             };
             let dq = dq.contiguous()?.reshape((k_n, p, nh * hd))?;
@@ -416,7 +450,7 @@ impl Tape {
                 break; // nothing below needs a cotangent
             }
             let da = ((lin_bwd(&dq, w.q)? + lin_bwd(&dk, w.k)?)? + lin_bwd(&dv, w.v)?)?;
-            dh = (dh2 + rms_norm_bwd(&rows_of(&tp.h)?, &rows_of(&tp.r_in)?, w.input_norm, &da)?)?;
+            dh = (dh2 + rms_bwd(&rows_of(&tp.h)?, &rows_of(&tp.r_in)?, w.input_norm, &da)?)?;
         }
         Ok(())
     }

@@ -208,3 +208,33 @@ fn tiny_checkpoints_match_pytorch_nuclear_norms() {
         assert!(worst <= 1e-3, "{name}: {worst}");
     }
 }
+
+/// In f32 the probe runs egi-model's fused kernels (RMSNorm, SiLU, softmax and their
+/// backward steps over K stacked cotangents); in f64 it runs candle's ops, which the tests
+/// above check against the oracle. The two agree to f32 precision.
+#[test]
+fn f32_fused_probe_agrees_with_f64() {
+    for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+        let m64 = tiny_random(arch, DType::F64, 23).unwrap();
+        let m32 = m64.to_dtype(DType::F32).unwrap();
+        for mode in [StepMode::Mean, StepMode::SumLogits] {
+            let opts = ProbeOptions {
+                step_mode: mode,
+                batch: 3,
+                step_delim: "|".into(),
+                ..Default::default()
+            };
+            let resp: String = "ab|cde|fg|hij".chars().take(IDS.len() - N_PROMPT).collect();
+            let starts: Vec<usize> = (0..IDS.len() - N_PROMPT).collect();
+            let a = fingerprint(&m64, &IDS, N_PROMPT, &starts, &resp, &opts).unwrap();
+            let b = fingerprint(&m32, &IDS, N_PROMPT, &starts, &resp, &opts).unwrap();
+            for (x, y) in a.tokens.iter().zip(&b.tokens) {
+                assert!((x.entropy - y.entropy).abs() < 1e-4, "{arch:?}: entropy");
+            }
+            for (x, y) in a.steps.iter().zip(&b.steps) {
+                let rel = (x.influence - y.influence).abs() / x.influence;
+                assert!(rel < 1e-3, "{arch:?} {mode:?}: step influence off by {rel}");
+            }
+        }
+    }
+}
