@@ -192,16 +192,7 @@ fn token_scores(tape: &Tape, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f
         .collect())
 }
 
-/// Fingerprint one response. `ids` = prompt + response tokens; `char_starts[i]` = character
-/// offset inside `response` where response token i begins.
-pub fn fingerprint(
-    model: &Transformer,
-    ids: &[u32],
-    n_prompt: usize,
-    char_starts: &[usize],
-    response: &str,
-    opts: &ProbeOptions,
-) -> Result<ResponseFingerprint> {
+fn check_inputs(ids: &[u32], n_prompt: usize, char_starts: &[usize]) -> Result<()> {
     if n_prompt == 0 || n_prompt >= ids.len() {
         bail!("need at least one prompt token and one response token");
     }
@@ -212,7 +203,21 @@ pub fn fingerprint(
             ids.len() - n_prompt
         );
     }
+    Ok(())
+}
+
+/// Fingerprint one response. `ids` = prompt + response tokens; `char_starts[i]` = character
+/// offset inside `response` where response token i begins.
+pub fn fingerprint(
+    model: &Transformer,
+    ids: &[u32],
+    n_prompt: usize,
+    char_starts: &[usize],
+    response: &str,
+    opts: &ProbeOptions,
+) -> Result<ResponseFingerprint> {
     let t0 = Instant::now();
+    check_inputs(ids, n_prompt, char_starts)?;
     opts.matrices(model.cfg.num_layers)?;
     let tape = Tape::record(model, ids)?;
     let mut fp = fingerprint_tape(model, &tape, ids, n_prompt, char_starts, response, opts)?;
@@ -233,20 +238,10 @@ pub fn fingerprint_tape(
     opts: &ProbeOptions,
 ) -> Result<ResponseFingerprint> {
     let t0 = Instant::now();
+    check_inputs(ids, n_prompt, char_starts)?;
     // The last token's own row is never read (no target follows it): a tape may lack it.
-    if n_prompt == 0 || n_prompt >= ids.len() || tape.len > ids.len() || tape.len + 1 < ids.len() {
-        bail!(
-            "tape of {} rows for {} tokens ({n_prompt} in the prompt)",
-            tape.len,
-            ids.len()
-        );
-    }
-    if char_starts.len() != ids.len() - n_prompt {
-        bail!(
-            "char_starts has {} entries for {} response tokens",
-            char_starts.len(),
-            ids.len() - n_prompt
-        );
+    if tape.len > ids.len() || tape.len + 1 < ids.len() {
+        bail!("tape of {} rows for {} tokens", tape.len, ids.len());
     }
     let matrices = opts.matrices(model.cfg.num_layers)?;
     let scores = token_scores(tape, ids, n_prompt)?;

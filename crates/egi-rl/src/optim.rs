@@ -328,23 +328,14 @@ fn adam_chunk(
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the feature the copy is compiled for.
-            return unsafe { adam_chunk_avx512(h, w, g, m, v, out) };
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU supports the feature the closure is compiled for.
+            return unsafe { wide(|| adam_chunk_impl(h, w, g, m, v, out)) };
         }
     }
-    adam_chunk_impl(h, w, g, m, v, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn adam_chunk_avx512(
-    h: &Hyper,
-    w: &[f32],
-    g: Option<&[f32]>,
-    m: &mut [f32],
-    v: &mut [f32],
-    out: &mut [f32],
-) -> bool {
     adam_chunk_impl(h, w, g, m, v, out)
 }
 
