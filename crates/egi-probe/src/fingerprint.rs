@@ -298,15 +298,17 @@ pub fn fingerprint_tape(
     for chunk_start in (0..groups.len()).step_by(opts.batch.max(1)) {
         let chunk: Vec<usize> =
             (chunk_start..(chunk_start + opts.batch.max(1)).min(groups.len())).collect();
-        // Rows needed: up to the last target's predicting position.
-        let rows = chunk
-            .iter()
-            .flat_map(|&g| groups[g].iter().map(|&i| n_prompt + i))
-            .max()
-            .unwrap();
+        // Each target's causal prefix: up to its last predicting position.
         let lens: Vec<usize> = chunk
             .iter()
             .map(|&g| groups[g].iter().map(|&i| n_prompt + i).max().unwrap())
+            .collect();
+        let offs: Vec<usize> = lens
+            .iter()
+            .scan(0, |at, &n| {
+                *at += n;
+                Some(*at - n)
+            })
             .collect();
         let seeds = chunk
             .iter()
@@ -321,32 +323,36 @@ pub fn fingerprint_tape(
             })
             .collect::<Result<Vec<_>>>()?;
         // Input-gradient matmuls of the backward: 2 multiply-adds... per parameter and row.
-        flops += 2.0 * body as f64 * rows as f64 * chunk.len() as f64;
+        flops += 2.0 * body as f64 * lens.iter().sum::<usize>() as f64;
         tape.backward(
             model,
-            rows,
+            &lens,
             &seeds,
             |l, p| mat_index(l, p).is_some(),
             |l, p, d| {
                 let m = mat_index(l, p).unwrap();
-                // D D^T per target, [K, rows, rows] (in the model's dtype), then the small
-                // eigenproblems in parallel. D itself is only read when the large-side
-                // fallback needs it.
-                let dd: Vec<Vec<Vec<f64>>> = d.matmul(&d.t()?)?.to_dtype(DType::F64)?.to_vec3()?;
                 let inp = &inputs[side_of[m]];
+                let out_dim = d.dim(1)?;
+                // Per target: D D^T over its prefix (in the model's dtype), then the small
+                // eigenproblem. D itself is only read when the large-side fallback needs it.
                 let out: Vec<f64> = (0..chunk.len())
                     .into_par_iter()
                     .map(|k| {
                         let n = lens[k];
-                        let ddk: Vec<f64> = dd[k][..n]
-                            .iter()
-                            .flat_map(|r| r[..n].iter().copied())
-                            .collect();
-                        let dk = if inp.needs_d(n, d.dim(2)?) {
-                            let dk = d.get(k)?.narrow(0, 0, n)?.to_dtype(DType::F64)?;
-                            Dense::new(n, d.dim(2)?, dk.flatten_all()?.to_vec1()?)
+                        let dk = d.narrow(0, offs[k], n)?;
+                        let ddk: Vec<f64> = dk
+                            .matmul(&dk.t()?)?
+                            .to_dtype(DType::F64)?
+                            .flatten_all()?
+                            .to_vec1()?;
+                        let dk = if inp.needs_d(n, out_dim) {
+                            Dense::new(
+                                n,
+                                out_dim,
+                                dk.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
+                            )
                         } else {
-                            Dense::new(0, d.dim(2)?, vec![])
+                            Dense::new(0, out_dim, vec![])
                         };
                         gradient_norm(inp, n, &ddk, &dk, opts.norm)
                     })

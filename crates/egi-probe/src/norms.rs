@@ -94,9 +94,7 @@ pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Nor
         let m = l.transpose() * &b * l;
         // Symmetrize away rounding before the symmetric eigensolver.
         let m = Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-        let ev = m
-            .self_adjoint_eigenvalues(Side::Lower)
-            .map_err(|e| anyhow::anyhow!("eigenvalues: {e:?}"))?;
+        let ev = sym_eigenvalues(m)?;
         return Ok(ev.iter().map(|&x| x.max(0.0).sqrt()).sum());
     }
     if d.rows < n {
@@ -114,6 +112,268 @@ pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Nor
     // singular values.
     let xm = Mat::<f64>::from_fn(n, k_in, |s, i| inp.x.at(s, i));
     nuclear_dense(&(dm.transpose() * &xm))
+}
+
+/// Eigenvalues (unordered) of the symmetric matrix `m`, whose lower triangle is read:
+/// faer's Householder tridiagonalization, then [`tridiagonal_eigenvalues`]. faer's own
+/// eigenvalue path runs an implicit QR with a Givens rotation (a square root) per step on
+/// the tridiagonal matrix: that was 80% of its time at these sizes (n ~ 100).
+pub fn sym_eigenvalues(mut m: Mat<f64>) -> Result<Vec<f64>> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd::tridiag;
+    let n = m.nrows();
+    if n != m.ncols() {
+        bail!("sym_eigenvalues: {n} x {} is not square", m.ncols());
+    }
+    if n <= 1 {
+        return Ok((0..n).map(|i| m[(i, i)]).collect());
+    }
+    let par = faer::Par::Seq;
+    let bs = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n);
+    let mut h = Mat::<f64>::zeros(bs, n - 1);
+    let mut buf = MemBuffer::new(tridiag::tridiag_in_place_scratch::<f64>(
+        n,
+        par,
+        Default::default(),
+    ));
+    tridiag::tridiag_in_place(
+        m.as_mut(),
+        h.as_mut(),
+        par,
+        MemStack::new(&mut buf),
+        Default::default(),
+    );
+    let mut d: Vec<f64> = (0..n).map(|i| m[(i, i)]).collect();
+    let mut e: Vec<f64> = (0..n - 1).map(|i| m[(i + 1, i)]).collect();
+    tridiagonal_eigenvalues(&mut d, &mut e)?;
+    Ok(d)
+}
+
+/// All eigenvalues of the symmetric tridiagonal matrix with diagonal `d` and off-diagonal
+/// `e`, in place in `d` (unordered; `e` is destroyed). The square-root-free QL/QR iteration
+/// of Pal, Walker and Kahan (LAPACK's dsterf, written here from its description): no
+/// eigenvectors, so each step updates squared off-diagonals and needs no rotation. faer
+/// exposes no eigenvalue-only tridiagonal solver, hence this one; its tests compare it with
+/// faer's eigenvalues.
+pub fn tridiagonal_eigenvalues(d: &mut [f64], e: &mut [f64]) -> Result<()> {
+    let n = d.len();
+    if n <= 1 {
+        return Ok(());
+    }
+    if e.len() + 1 != n {
+        bail!(
+            "tridiagonal_eigenvalues: {} off-diagonals for {n} rows",
+            e.len()
+        );
+    }
+    let eps = f64::EPSILON * 0.5;
+    let eps2 = eps * eps;
+    let max_iter = 30 * n;
+    let mut iters = 0;
+    let mut l1 = 0;
+    while l1 < n {
+        if l1 > 0 {
+            e[l1 - 1] = 0.0;
+        }
+        // The unreduced block l1..=m.
+        let mut m = l1;
+        while m + 1 < n {
+            if e[m].abs() <= d[m].abs().sqrt() * d[m + 1].abs().sqrt() * eps {
+                e[m] = 0.0;
+                break;
+            }
+            m += 1;
+        }
+        let (lo, hi) = (l1, m);
+        l1 = m + 1;
+        if hi == lo {
+            continue;
+        }
+        // Scale the block to unit size (no overflow in the squares), square the
+        // off-diagonals.
+        let norm = d[lo..=hi]
+            .iter()
+            .chain(&e[lo..hi])
+            .fold(0f64, |a, &x| a.max(x.abs()));
+        if norm == 0.0 {
+            continue;
+        }
+        for x in &mut d[lo..=hi] {
+            *x /= norm;
+        }
+        for x in &mut e[lo..hi] {
+            *x = (*x / norm) * (*x / norm);
+        }
+        // QL when the top is the larger end, QR otherwise (graded matrices converge from the
+        // small end).
+        if d[hi].abs() >= d[lo].abs() {
+            ql(d, e, lo, hi, eps2, &mut iters, max_iter)?;
+        } else {
+            qr(d, e, lo, hi, eps2, &mut iters, max_iter)?;
+        }
+        for x in &mut d[lo..=hi] {
+            *x *= norm;
+        }
+    }
+    Ok(())
+}
+
+/// Eigenvalues of [[a, b], [b, c]]: the larger-magnitude one, then the other from the
+/// determinant (accurate when it is small).
+fn eig2(a: f64, b: f64, c: f64) -> (f64, f64) {
+    let mean = 0.5 * (a + c);
+    let rad = (0.5 * (a - c)).hypot(b);
+    let rt1 = if mean >= 0.0 { mean + rad } else { mean - rad };
+    let rt2 = if rt1 != 0.0 {
+        (a * c - b * b) / rt1
+    } else {
+        -rad
+    };
+    (rt1, rt2)
+}
+
+/// Shift from the leading 2 x 2 block at `p` (diagonal), `q` (next diagonal), `e2` (squared
+/// off-diagonal): the eigenvalue of that block closer to `p`.
+fn shift(p: f64, q: f64, e2: f64) -> f64 {
+    let rte = e2.sqrt();
+    let sigma = (q - p) / (2.0 * rte);
+    let r = sigma.hypot(1.0);
+    p - rte / (sigma + r.copysign(sigma))
+}
+
+fn ql(
+    d: &mut [f64],
+    e: &mut [f64],
+    mut l: usize,
+    hi: usize,
+    eps2: f64,
+    iters: &mut usize,
+    max_iter: usize,
+) -> Result<()> {
+    while l <= hi {
+        // Small off-diagonal below l?
+        let mut m = l;
+        while m < hi {
+            if e[m].abs() <= eps2 * (d[m] * d[m + 1]).abs() {
+                e[m] = 0.0;
+                break;
+            }
+            m += 1;
+        }
+        if m == l {
+            l += 1; // d[l] converged
+            continue;
+        }
+        if m == l + 1 {
+            let (r1, r2) = eig2(d[l], e[l].sqrt(), d[l + 1]);
+            d[l] = r1;
+            d[l + 1] = r2;
+            e[l] = 0.0;
+            l += 2;
+            continue;
+        }
+        *iters += 1;
+        if *iters > max_iter {
+            bail!("tridiagonal eigenvalues did not converge in {max_iter} iterations");
+        }
+        let sigma = shift(d[l], d[l + 1], e[l]);
+        let (mut c, mut s) = (1.0, 0.0);
+        let mut gamma = d[m] - sigma;
+        let mut p = gamma * gamma;
+        for i in (l..m).rev() {
+            let bb = e[i];
+            let r = p + bb;
+            if i + 1 != m {
+                e[i + 1] = s * r;
+            }
+            let oldc = c;
+            c = p / r;
+            s = bb / r;
+            let oldgam = gamma;
+            let alpha = d[i];
+            gamma = c * (alpha - sigma) - s * oldgam;
+            d[i + 1] = oldgam + (alpha - gamma);
+            p = if c != 0.0 {
+                gamma * gamma / c
+            } else {
+                oldc * bb
+            };
+        }
+        e[l] = s * p;
+        d[l] = sigma + gamma;
+    }
+    Ok(())
+}
+
+/// [`ql`] from the other end: chases the bulge upward, deflating at `lo`.
+fn qr(
+    d: &mut [f64],
+    e: &mut [f64],
+    lo: usize,
+    mut l: usize,
+    eps2: f64,
+    iters: &mut usize,
+    max_iter: usize,
+) -> Result<()> {
+    loop {
+        // Small off-diagonal above l?
+        let mut m = l;
+        while m > lo {
+            if e[m - 1].abs() <= eps2 * (d[m] * d[m - 1]).abs() {
+                e[m - 1] = 0.0;
+                break;
+            }
+            m -= 1;
+        }
+        if m == l {
+            // d[l] converged
+            if l == lo {
+                return Ok(());
+            }
+            l -= 1;
+            continue;
+        }
+        if m + 1 == l {
+            let (r1, r2) = eig2(d[l], e[l - 1].sqrt(), d[l - 1]);
+            d[l] = r1;
+            d[l - 1] = r2;
+            e[l - 1] = 0.0;
+            if l < lo + 2 {
+                return Ok(());
+            }
+            l -= 2;
+            continue;
+        }
+        *iters += 1;
+        if *iters > max_iter {
+            bail!("tridiagonal eigenvalues did not converge in {max_iter} iterations");
+        }
+        let sigma = shift(d[l], d[l - 1], e[l - 1]);
+        let (mut c, mut s) = (1.0, 0.0);
+        let mut gamma = d[m] - sigma;
+        let mut p = gamma * gamma;
+        for i in m..l {
+            let bb = e[i];
+            let r = p + bb;
+            if i != m {
+                e[i - 1] = s * r;
+            }
+            let oldc = c;
+            c = p / r;
+            s = bb / r;
+            let oldgam = gamma;
+            let alpha = d[i + 1];
+            gamma = c * (alpha - sigma) - s * oldgam;
+            d[i] = oldgam + (alpha - gamma);
+            p = if c != 0.0 {
+                gamma * gamma / c
+            } else {
+                oldc * bb
+            };
+        }
+        e[l - 1] = s * p;
+        d[l] = sigma + gamma;
+    }
 }
 
 /// Nuclear norm by a full SVD (the oracle's way).
@@ -178,6 +438,56 @@ mod tests {
                 let f = gradient_norm(&side, n, &dd, &d, Norm::Frobenius).unwrap();
                 assert!((f - frobenius_dense(&g)).abs() < 1e-10);
             }
+        }
+    }
+
+    fn faer_eigs(m: &Mat<f64>) -> Vec<f64> {
+        let mut v = m.self_adjoint_eigenvalues(Side::Lower).unwrap();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    #[test]
+    fn eigenvalues_match_faer() {
+        let mut cases: Vec<Mat<f64>> = vec![];
+        for (n, seed) in [(2, 3), (3, 4), (7, 5), (40, 6), (131, 7)] {
+            // Indefinite symmetric.
+            let a = rnd(n, n, seed);
+            cases.push(Mat::from_fn(n, n, |i, j| a.at(i, j) + a.at(j, i)));
+            // PSD of low rank (the fingerprint's case: D D^T has rank <= out), scaled far
+            // from 1.
+            let b = rnd(n, (n / 3).max(1), seed + 100);
+            let g = Mat::<f64>::from_fn(n, b.cols, |i, j| b.at(i, j));
+            cases.push((&g * g.transpose()) * faer::Scale(1e7));
+            // Graded: entries spanning 12 orders of magnitude.
+            cases.push(Mat::from_fn(n, n, |i, j| {
+                (a.at(i, j) + a.at(j, i)) * 10f64.powi(-((i + j) as i32 * 12 / (2 * n) as i32))
+            }));
+        }
+        // Already tridiagonal / diagonal / zero.
+        cases.push(Mat::from_fn(5, 5, |i, j| {
+            if i == j {
+                i as f64 - 2.0
+            } else {
+                0.0
+            }
+        }));
+        cases.push(Mat::zeros(4, 4));
+        for (c, m) in cases.iter().enumerate() {
+            let want = faer_eigs(m);
+            let mut got = sym_eigenvalues(m.clone()).unwrap();
+            got.sort_by(f64::total_cmp);
+            let scale = want.iter().fold(0f64, |a, x| a.max(x.abs())).max(1e-300);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * scale, "case {c}: {g} vs {w}");
+            }
+            // What the fingerprint takes from them.
+            let nuc = |v: &[f64]| v.iter().map(|x| x.max(0.0).sqrt()).sum::<f64>();
+            let (a, b) = (nuc(&got), nuc(&want));
+            assert!(
+                (a - b).abs() <= 1e-6 * b.max(1e-300),
+                "case {c}: {a} vs {b}"
+            );
         }
     }
 }

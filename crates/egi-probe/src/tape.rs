@@ -4,9 +4,9 @@
 //! The fingerprint needs, for every response token t, the gradient of one scalar (its logit)
 //! at the output of every q/k/v/o projection: G = D^T X per matrix. Autograd would need a
 //! forward per target (candle keeps one graph per forward and computes weight gradients we do
-//! not want). Here one forward is recorded, and the backward runs for K targets at once, as a
-//! stack of K cotangents over the shared activations, restricted to the causal prefix of the
-//! batch's last target. Each op's backward sits beside the forward it inverts; tests check the
+//! not want). Here one forward is recorded, and the backward runs for K targets at once over
+//! the shared activations, each target over its own causal prefix (the rows past it carry no
+//! cotangent). Each op's backward sits beside the forward it inverts; tests check the
 //! result against autograd + full SVD (the oracle) to 1e-5 in f64.
 
 use anyhow::{Context, Result};
@@ -320,13 +320,18 @@ impl Tape {
         })
     }
 
-    /// Backward of K scalars at once. `seeds[k]` lists (row, cotangent on the final normed
-    /// hidden state [H]) pairs of target k; rows must be < `rows`. For every layer (last first)
-    /// `visit(layer, proj, D)` receives the output gradients D [K, rows, out] of the projection.
+    /// Backward of K scalars at once, each over its own causal prefix: `lens[k]` rows for
+    /// target k, whose seeds `seeds[k]` are (row < lens[k], cotangent on the final normed
+    /// hidden state [H]) pairs. Rows past a target's prefix get no cotangent from it, so they
+    /// are skipped rather than carried as zeros. The K prefixes are packed one after another
+    /// into N = sum(lens) rows: the row-wise parts (linear maps, norms, the MLP) run as one
+    /// product over all targets, attention runs per target over its own prefix. For every
+    /// layer (last first) `visit(layer, proj, D)` receives the packed output gradients
+    /// D [N, out] of the projection; target k's rows start at lens[0] + ... + lens[k-1].
     pub fn backward(
         &self,
         model: &Transformer,
-        rows: usize,
+        lens: &[usize],
         seeds: &[Vec<(usize, Tensor)>],
         want: impl Fn(usize, Proj) -> bool,
         mut visit: impl FnMut(usize, Proj, &Tensor) -> Result<()>,
@@ -334,34 +339,55 @@ impl Tape {
         let cfg = &model.cfg;
         let dev = model.device();
         let dt = model.dtype();
-        let k_n = seeds.len();
-        let p = rows;
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let n_rep = cfg.n_rep();
         let hsz = cfg.hidden_size;
-        let scale = 1.0 / (hd as f64).sqrt();
-        // Seed cotangents on the final normed hidden state, [K, P, H].
-        let mut dhf = vec![0f64; k_n * p * hsz];
+        anyhow::ensure!(
+            lens.len() == seeds.len(),
+            "{} prefixes for {} targets",
+            lens.len(),
+            seeds.len()
+        );
+        if let Some(&n) = lens.iter().find(|&&n| n == 0 || n > self.len) {
+            anyhow::bail!("a prefix of {n} rows on a tape of {} rows", self.len);
+        }
+        let offs: Vec<usize> = lens
+            .iter()
+            .scan(0, |at, &n| {
+                *at += n;
+                Some(*at - n)
+            })
+            .collect();
+        let n_all: usize = lens.iter().sum();
+        // Seed cotangents on the final normed hidden state, [N, H].
+        let mut dhf = vec![0f64; n_all * hsz];
         for (k, s) in seeds.iter().enumerate() {
             for (row, c) in s {
-                anyhow::ensure!(*row < p, "seed row {row} outside the prefix of {p} rows");
+                anyhow::ensure!(
+                    *row < lens[k],
+                    "seed row {row} outside the prefix of {} rows",
+                    lens[k]
+                );
                 let c: Vec<f64> = c.to_dtype(DType::F64)?.to_vec1()?;
-                let base = (k * p + row) * hsz;
+                let base = (offs[k] + row) * hsz;
                 for (i, x) in c.iter().enumerate() {
                     dhf[base + i] += x;
                 }
             }
         }
-        let dhf = Tensor::from_vec(dhf, (k_n, p, hsz), dev)?.to_dtype(dt)?;
-        let rows_of = |x: &Tensor| x.narrow(0, 0, p);
+        let dhf = Tensor::from_vec(dhf, (n_all, hsz), dev)?.to_dtype(dt)?;
+        // An activation's rows under each target's prefix, packed like the cotangents.
+        let packed = |x: &Tensor| -> Result<Tensor> {
+            let parts = lens
+                .iter()
+                .map(|&n| x.narrow(0, 0, n))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&parts, 0)?)
+        };
         let mut dh = rms_bwd(
-            &rows_of(&self.h_last)?,
-            &rows_of(&self.r_final)?,
+            &packed(&self.h_last)?,
+            &packed(&self.r_final)?,
             model.final_norm_weight(),
             &dhf,
         )?;
-        let cos = rows_of(&self.cos)?;
-        let sin = rows_of(&self.sin)?;
         // Nothing below the lowest wanted layer is visited: the backward stops there (a
         // fingerprint of the top layers only costs a fraction of a full backward).
         let lowest = (0..cfg.num_layers)
@@ -371,76 +397,37 @@ impl Tape {
             let w = model.layer_view(l);
             let tp = &self.layers[l];
             // MLP: h3 = h2 + down(silu(g) * u), g/u from m = norm(h2).
-            let g = rows_of(&tp.g)?;
-            let u = rows_of(&tp.u)?;
-            let d_act = lin_bwd(&dh, w.down)?; // [K, P, I]
-            let fused = fastops::silu_mul_bwd(&g.contiguous()?, &u.contiguous()?, &d_act)?;
-            let (dg, du) = match fused {
+            let g = packed(&tp.g)?;
+            let u = packed(&tp.u)?;
+            let d_act = lin_bwd(&dh, w.down)?; // [N, I]
+            let (dg, du) = match fastops::silu_mul_bwd(&g, &u, &d_act)? {
                 Some(x) => x,
                 None => {
                     let sig = candle_nn::ops::sigmoid(&g)?;
                     let silu = (&g * &sig)?;
                     let dsilu = (&sig * ((&g * (sig.neg()? + 1.0)?)? + 1.0)?)?;
-                    (
-                        d_act.broadcast_mul(&(u * dsilu)?)?,
-                        d_act.broadcast_mul(&silu)?,
-                    )
+                    ((&d_act * (u * dsilu)?)?, (&d_act * &silu)?)
                 }
             };
             let dm = (lin_bwd(&dg, w.gate)? + lin_bwd(&du, w.up)?)?;
-            let dh2 = (&dh + rms_bwd(&rows_of(&tp.h2)?, &rows_of(&tp.r_post)?, w.post_norm, &dm)?)?;
+            let dh2 = (&dh + rms_bwd(&packed(&tp.h2)?, &packed(&tp.r_post)?, w.post_norm, &dm)?)?;
             // o: h2 = h + ctx Wo^T, so D_o = dh2.
             if want(l, Proj::O) {
                 visit(l, Proj::O, &dh2)?;
             }
-            let dctx = lin_bwd(&dh2, w.o)?; // [K, P, nh*hd]
-                                            // Attention, heads grouped by the kv head they share: [K, nkv, n_rep*P, hd].
-            let dctx_g = dctx
-                .reshape((k_n, p, nh, hd))?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((k_n, nkv, n_rep * p, hd))?;
-            let probs = tp.probs.narrow(1, 0, p)?.narrow(2, 0, p)?.contiguous()?; // [nh, P, P]
-            let probs_g = probs.reshape((nkv, n_rep * p, p))?;
-            let v = tp.v.narrow(1, 0, p)?.contiguous()?; // [nkv, P, hd]
-            let kr = tp.kr.narrow(1, 0, p)?.contiguous()?;
-            let qr_g = tp
-                .qr
-                .narrow(1, 0, p)?
-                .contiguous()?
-                .reshape((nkv, n_rep * p, hd))?;
-            // ctx = P v  ->  dP = dctx v^T, dv = P^T dctx (summed over the group).
-            let dp = dctx_g.broadcast_matmul(&v.t()?)?; // [K, nkv, n_rep*P, P]
-            let dv = probs_g.t()?.broadcast_matmul(&dctx_g)?; // [K, nkv, P, hd]
-                                                              // softmax: dS = P (dP - sum(dP P)).
-                                                              // Softmax, then S = qr kr^T * scale: dS = scale P (dP - sum(dP P)).
-            let ds = match fastops::softmax_bwd(&probs_g, &dp, scale)? {
-                Some(ds) => ds,
-                None => {
-                    let pb = probs_g.unsqueeze(0)?;
-                    let inner = dp.broadcast_mul(&pb)?.sum_keepdim(D::Minus1)?;
-                    (dp.broadcast_sub(&inner)?.broadcast_mul(&pb)? * scale)?
-                }
-            };
-            let dqr = ds.broadcast_matmul(&kr)?; // [K, nkv, n_rep*P, hd]
-            let dkr = ds.transpose(2, 3)?.broadcast_matmul(&qr_g)?; // [K, nkv, P, hd]
-            let dqr = dqr.reshape((k_n, nh, p, hd))?;
-            let dq = rope_bwd(&dqr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nh, hd]
-            let dk = rope_bwd(&dkr, &cos, &sin)?.transpose(1, 2)?; // [K, P, nkv, hd]
-            let dq = match (&tp.q_pre, w.q_norm) {
-                (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
-                _ => dq,
-            };
-            let dk = match (&tp.k_pre, w.k_norm) {
-                (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dk)?,
-                _ => dk,
-            };
-            let dq = dq.contiguous()?.reshape((k_n, p, nh * hd))?;
-            let dk = dk.contiguous()?.reshape((k_n, p, nkv * hd))?;
-            let dv = dv
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((k_n, p, nkv * hd))?;
+            let dctx = lin_bwd(&dh2, w.o)?; // [N, nh*hd]
+            let (mut dqs, mut dks, mut dvs) = (vec![], vec![], vec![]);
+            for (&n, &at) in lens.iter().zip(&offs) {
+                let (dq, dk, dv) = self.attention_bwd(model, l, &dctx.narrow(0, at, n)?)?;
+                dqs.push(dq);
+                dks.push(dk);
+                dvs.push(dv);
+            }
+            let (dq, dk, dv) = (
+                Tensor::cat(&dqs, 0)?,
+                Tensor::cat(&dks, 0)?,
+                Tensor::cat(&dvs, 0)?,
+            );
             for (proj, d) in [(Proj::Q, &dq), (Proj::K, &dk), (Proj::V, &dv)] {
                 if want(l, proj) {
                     visit(l, proj, d)?;
@@ -450,9 +437,73 @@ impl Tape {
                 break; // nothing below needs a cotangent
             }
             let da = ((lin_bwd(&dq, w.q)? + lin_bwd(&dk, w.k)?)? + lin_bwd(&dv, w.v)?)?;
-            dh = (dh2 + rms_bwd(&rows_of(&tp.h)?, &rows_of(&tp.r_in)?, w.input_norm, &da)?)?;
+            dh = (dh2 + rms_bwd(&packed(&tp.h)?, &packed(&tp.r_in)?, w.input_norm, &da)?)?;
         }
         Ok(())
+    }
+
+    /// Attention's backward over the first n rows of layer `l`, from the cotangent on its
+    /// output dctx [n, nh*hd] to those on q, k and v (before rope and any q/k norm):
+    /// [n, nh*hd], [n, nkv*hd], [n, nkv*hd].
+    fn attention_bwd(
+        &self,
+        model: &Transformer,
+        l: usize,
+        dctx: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let cfg = &model.cfg;
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = cfg.n_rep();
+        let scale = 1.0 / (hd as f64).sqrt();
+        let w = model.layer_view(l);
+        let tp = &self.layers[l];
+        let n = dctx.dim(0)?;
+        let rows_of = |x: &Tensor| x.narrow(0, 0, n);
+        // Heads grouped by the kv head they share: [nkv, n_rep*n, hd].
+        let dctx_g = dctx
+            .reshape((n, nh, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((nkv, n_rep * n, hd))?;
+        let probs = tp.probs.narrow(1, 0, n)?.narrow(2, 0, n)?.contiguous()?; // [nh, n, n]
+        let probs_g = probs.reshape((nkv, n_rep * n, n))?;
+        let v = tp.v.narrow(1, 0, n)?.contiguous()?; // [nkv, n, hd]
+        let kr = tp.kr.narrow(1, 0, n)?.contiguous()?;
+        let qr_g = tp
+            .qr
+            .narrow(1, 0, n)?
+            .contiguous()?
+            .reshape((nkv, n_rep * n, hd))?;
+        // ctx = P v  ->  dP = dctx v^T, dv = P^T dctx (summed over the group).
+        let dp = dctx_g.matmul(&v.t()?)?; // [nkv, n_rep*n, n]
+        let dv = probs_g.t()?.matmul(&dctx_g)?; // [nkv, n, hd]
+                                                // Softmax, then S = qr kr^T * scale: dS = scale P (dP - sum(dP P)).
+        let ds = match fastops::softmax_bwd(&probs_g, &dp, scale)? {
+            Some(ds) => ds,
+            None => {
+                let inner = (&dp * &probs_g)?.sum_keepdim(D::Minus1)?;
+                (dp.broadcast_sub(&inner)?.mul(&probs_g)? * scale)?
+            }
+        };
+        let dqr = ds.matmul(&kr)?.reshape((nh, n, hd))?;
+        let dkr = ds.t()?.matmul(&qr_g)?; // [nkv, n, hd]
+        let cos = rows_of(&self.cos)?;
+        let sin = rows_of(&self.sin)?;
+        let dq = rope_bwd(&dqr, &cos, &sin)?.transpose(0, 1)?; // [n, nh, hd]
+        let dk = rope_bwd(&dkr, &cos, &sin)?.transpose(0, 1)?; // [n, nkv, hd]
+        let dq = match (&tp.q_pre, w.q_norm) {
+            (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
+            _ => dq,
+        };
+        let dk = match (&tp.k_pre, w.k_norm) {
+            (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dk)?,
+            _ => dk,
+        };
+        Ok((
+            dq.contiguous()?.reshape((n, nh * hd))?,
+            dk.contiguous()?.reshape((n, nkv * hd))?,
+            dv.transpose(0, 1)?.contiguous()?.reshape((n, nkv * hd))?,
+        ))
     }
 
     /// The X of a projection: rows of its input, [T, in].
