@@ -86,6 +86,8 @@ enum Cmd {
 }
 
 fn main() {
+    // Before any thread starts: freed tensors stay in the process for the next step.
+    egi_model::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

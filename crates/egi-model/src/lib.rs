@@ -7,6 +7,7 @@
 //! - [`load`]: all of the above in one call, and saving back to an HF directory;
 //! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
 
+pub mod alloc;
 pub mod backprop;
 pub mod chat;
 pub mod config;

@@ -8,6 +8,7 @@ use egi_probe::fingerprint::StepMode;
 use egi_probe::{fingerprint, ProbeOptions};
 
 fn main() -> anyhow::Result<()> {
+    egi_model::alloc::keep_freed_memory(); // as the egi binary does
     if std::env::var("SEQ").is_ok() {
         faer::set_global_parallelism(faer::Par::Seq);
     }

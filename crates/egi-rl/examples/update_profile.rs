@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use egi_rl::policy::{pack, token_logprobs, LogprobPass};
 
 fn main() -> anyhow::Result<()> {
+    egi_model::alloc::keep_freed_memory(); // as the egi binary does
     let mut m = egi_model::load("default", DType::F32, &Device::Cpu)?.model;
     let vars = m.set_trainable(|_| true)?;
     let prompt: Vec<u32> = (0..80).map(|i| 100 + i).collect();
