@@ -48,6 +48,11 @@ pub struct Args {
     /// Train benchmark: also time CorR-PO with rho over these layers only (e.g. 22-29).
     #[arg(long)]
     pub fp_layers: Option<String>,
+    /// Train benchmark: which rows to time, comma-separated, among grpo, autograd (GRPO with
+    /// candle's autograd backward) and corr-po (all layers, and --fp-layers if given). GRPO
+    /// always runs first: it is the baseline of the ratio column.
+    #[arg(long, default_value = "grpo,autograd,corr-po", value_delimiter = ',')]
+    pub rows: Vec<String>,
     /// Probe benchmark: tokens per response timed on the (slow) oracle path.
     #[arg(long, default_value_t = 3)]
     pub oracle_tokens: usize,
@@ -413,6 +418,16 @@ fn train_bench(a: &Args) -> Result<()> {
             "corr-po (all layers)".into(),
         ),
     ];
+    for r in &a.rows {
+        if !["grpo", "autograd", "corr-po"].contains(&r.as_str()) {
+            anyhow::bail!("--rows: unknown row {r:?}; choose among grpo, autograd, corr-po");
+        }
+    }
+    let wanted = |label: &str| {
+        label == "grpo"
+            || (label.starts_with("grpo (") && a.rows.iter().any(|r| r == "autograd"))
+            || (label.starts_with("corr-po") && a.rows.iter().any(|r| r == "corr-po"))
+    };
     if let Some(l) = &a.fp_layers {
         runs.push((
             Algo::CorrPo,
@@ -421,6 +436,7 @@ fn train_bench(a: &Args) -> Result<()> {
             format!("corr-po (layers {l})"),
         ));
     }
+    runs.retain(|r| wanted(&r.3));
     for (algo, fp_layers, backward, label) in runs {
         let cfg = TrainConfig {
             algo,

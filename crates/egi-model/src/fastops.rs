@@ -471,6 +471,167 @@ pub fn head_dlogits(p: &Tensor, targets: &[u32], c: &[f32]) -> Result<Option<Ten
     Ok(Some(Tensor::from_vec(out, p.shape(), p.device())?))
 }
 
+/// Attention's backward, fused, for K cotangents each over its own causal prefix (the
+/// probe's step targets; K = 1 and the whole sequence for a training pass). Shapes: `probs`
+/// [nh, T, T] (zero where masked, and above the diagonal as in every causal decoder: the
+/// kernel reads only j <= i), `qr` [nh, T, hd] and `kr` [nkv, T, hd] after rope, `v`
+/// [nkv, T, hd]; `dctx` [N, nh*hd] holds target k's rows at lens[0] + ... + lens[k-1];
+/// `cos`/`sin` [T, hd] are the rope tables of rows 0..T. Returns dq [N, nh*hd],
+/// dk [N, nkv*hd], dv [N, nkv*hd]: the cotangents on q and k before rope (rope's backward
+/// applied) and on v. Replaces about 25 candle ops per target and layer (reshapes,
+/// copies, four batched matmuls, softmax backward, rope) with one pass that also skips the
+/// masked half of each score matrix. One task per (target, head).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_bwd(
+    probs: &Tensor,
+    qr: &Tensor,
+    kr: &Tensor,
+    v: &Tensor,
+    dctx: &Tensor,
+    lens: &[usize],
+    cos: &Tensor,
+    sin: &Tensor,
+    scale: f64,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    let (Some(pv), Some(qv), Some(kv), Some(vv), Some(dv), Some(cv), Some(sv)) = (
+        f32s(probs),
+        f32s(qr),
+        f32s(kr),
+        f32s(v),
+        f32s(dctx),
+        f32s(cos),
+        f32s(sin),
+    ) else {
+        return Ok(None);
+    };
+    let (pv, qv, kv, vv): (&[f32], &[f32], &[f32], &[f32]) = (&pv, &qv, &kv, &vv);
+    let (dv, cv, sv): (&[f32], &[f32], &[f32]) = (&dv, &cv, &sv);
+    let (nh, t, t2) = probs.dims3()?;
+    let hd = qr.dim(candle_core::D::Minus1)?;
+    let nkv = kr.dim(0)?;
+    let n_all: usize = lens.iter().sum();
+    if t != t2
+        || nkv == 0
+        || nh % nkv != 0
+        || hd % 2 != 0
+        || qv.len() != nh * t * hd
+        || kv.len() != nkv * t * hd
+        || vv.len() != kv.len()
+        || dv.len() != n_all * nh * hd
+        || cv.len() < t * hd
+        || sv.len() < t * hd
+        || lens.iter().any(|&n| n > t)
+    {
+        return Ok(None);
+    }
+    let n_rep = nh / nkv;
+    let scale = scale as f32;
+    let offs: Vec<usize> = lens
+        .iter()
+        .scan(0, |at, &n| {
+            *at += n;
+            Some(*at - n)
+        })
+        .collect();
+    // rope's backward of one row: dx = dy cos - rot(dy sin), rot(z) = [-z2, z1].
+    let half = hd / 2;
+    let rope_bwd = |dy: &[f32], i: usize, out: &mut [f32]| {
+        let (c, s) = (&cv[i * hd..(i + 1) * hd], &sv[i * hd..(i + 1) * hd]);
+        for d in 0..half {
+            out[d] = dy[d] * c[d] + dy[d + half] * s[d + half];
+            out[d + half] = dy[d + half] * c[d + half] - dy[d] * s[d];
+        }
+    };
+    let tasks: Vec<(usize, usize)> = (0..lens.len())
+        .flat_map(|k| (0..nh).map(move |h| (k, h)))
+        .collect();
+    // Per task (target, head): its dq rows [n, hd] and its share of dk and dv [n, hd] (the
+    // heads of a kv group are summed below).
+    let outs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks
+        .par_iter()
+        .map(|&(k, h)| {
+            simd!({
+                let (n, at) = (lens[k], offs[k]);
+                let g = h / n_rep;
+                let mut dq = vec![0f32; n * hd];
+                let mut dk = vec![0f32; n * hd];
+                let mut dvh = vec![0f32; n * hd];
+                let mut dp = vec![0f32; n];
+                let kg = &kv[g * t * hd..];
+                let vg = &vv[g * t * hd..];
+                for i in 0..n {
+                    let dc = &dv[(at + i) * nh * hd + h * hd..][..hd];
+                    let prow = &pv[(h * t + i) * t..][..=i];
+                    let mut inner = 0f32;
+                    for (j, &p) in prow.iter().enumerate() {
+                        dp[j] = if p == 0.0 {
+                            0.0
+                        } else {
+                            dot(dc, &vg[j * hd..(j + 1) * hd])
+                        };
+                        inner += p * dp[j];
+                    }
+                    let qi = &qv[(h * t + i) * hd..][..hd];
+                    let dqi = &mut dq[i * hd..(i + 1) * hd];
+                    for (j, &p) in prow.iter().enumerate() {
+                        if p == 0.0 {
+                            continue; // masked: no score, no value read
+                        }
+                        let ds = scale * p * (dp[j] - inner);
+                        let kj = &kg[j * hd..(j + 1) * hd];
+                        for (o, &x) in dqi.iter_mut().zip(kj) {
+                            *o += ds * x;
+                        }
+                        for (o, &x) in dk[j * hd..(j + 1) * hd].iter_mut().zip(qi) {
+                            *o += ds * x;
+                        }
+                        for (o, &x) in dvh[j * hd..(j + 1) * hd].iter_mut().zip(dc) {
+                            *o += p * x;
+                        }
+                    }
+                }
+                (dq, dk, dvh)
+            })
+        })
+        .collect();
+    let mut dq = vec![0f32; n_all * nh * hd];
+    let mut dkr = vec![0f32; n_all * nkv * hd];
+    let mut dvo = vec![0f32; n_all * nkv * hd];
+    for (&(k, h), (q, kk, vh)) in tasks.iter().zip(&outs) {
+        let (n, at) = (lens[k], offs[k]);
+        let g = h / n_rep;
+        for i in 0..n {
+            let o = (at + i) * nh * hd + h * hd;
+            rope_bwd(&q[i * hd..(i + 1) * hd], i, &mut dq[o..o + hd]);
+            let o = (at + i) * nkv * hd + g * hd;
+            for (d, (&a, &b)) in kk[i * hd..(i + 1) * hd]
+                .iter()
+                .zip(&vh[i * hd..(i + 1) * hd])
+                .enumerate()
+            {
+                dkr[o + d] += a;
+                dvo[o + d] += b;
+            }
+        }
+    }
+    // rope's backward on the summed dk rows.
+    let mut dk = vec![0f32; n_all * nkv * hd];
+    for (&n, &at) in lens.iter().zip(&offs) {
+        for i in 0..n {
+            for g in 0..nkv {
+                let o = (at + i) * nkv * hd + g * hd;
+                rope_bwd(&dkr[o..o + hd], i, &mut dk[o..o + hd]);
+            }
+        }
+    }
+    let dev = dctx.device();
+    Ok(Some((
+        Tensor::from_vec(dq, (n_all, nh * hd), dev)?,
+        Tensor::from_vec(dk, (n_all, nkv * hd), dev)?,
+        Tensor::from_vec(dvo, (n_all, nkv * hd), dev)?,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -416,18 +416,7 @@ impl Tape {
                 visit(l, Proj::O, &dh2)?;
             }
             let dctx = lin_bwd(&dh2, w.o)?; // [N, nh*hd]
-            let (mut dqs, mut dks, mut dvs) = (vec![], vec![], vec![]);
-            for (&n, &at) in lens.iter().zip(&offs) {
-                let (dq, dk, dv) = self.attention_bwd(model, l, &dctx.narrow(0, at, n)?)?;
-                dqs.push(dq);
-                dks.push(dk);
-                dvs.push(dv);
-            }
-            let (dq, dk, dv) = (
-                Tensor::cat(&dqs, 0)?,
-                Tensor::cat(&dks, 0)?,
-                Tensor::cat(&dvs, 0)?,
-            );
+            let (dq, dk, dv) = self.attention_bwd_all(model, l, &dctx, lens, &offs)?;
             for (proj, d) in [(Proj::Q, &dq), (Proj::K, &dk), (Proj::V, &dv)] {
                 if want(l, proj) {
                     visit(l, proj, d)?;
@@ -440,6 +429,65 @@ impl Tape {
             dh = (dh2 + rms_bwd(&packed(&tp.h)?, &packed(&tp.r_in)?, w.input_norm, &da)?)?;
         }
         Ok(())
+    }
+
+    /// Attention's backward for every target (its rows of the packed `dctx` [N, nh*hd]), to
+    /// the packed cotangents on q, k and v (before any q/k norm): the fused f32 kernel, else
+    /// candle ops per target.
+    fn attention_bwd_all(
+        &self,
+        model: &Transformer,
+        l: usize,
+        dctx: &Tensor,
+        lens: &[usize],
+        offs: &[usize],
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let cfg = &model.cfg;
+        let w = model.layer_view(l);
+        let tp = &self.layers[l];
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let fused = fastops::attention_bwd(
+            &tp.probs, &tp.qr, &tp.kr, &tp.v, dctx, lens, &self.cos, &self.sin, scale,
+        )?;
+        let Some((dq, dk, dv)) = fused else {
+            let (mut dqs, mut dks, mut dvs) = (vec![], vec![], vec![]);
+            for (&n, &at) in lens.iter().zip(offs) {
+                let (dq, dk, dv) = self.attention_bwd(model, l, &dctx.narrow(0, at, n)?)?;
+                dqs.push(dq);
+                dks.push(dk);
+                dvs.push(dv);
+            }
+            return Ok((
+                Tensor::cat(&dqs, 0)?,
+                Tensor::cat(&dks, 0)?,
+                Tensor::cat(&dvs, 0)?,
+            ));
+        };
+        // Qwen3's per-head q/k norms, on the packed rows.
+        let packed = |x: &Tensor| -> Result<Tensor> {
+            let parts = lens
+                .iter()
+                .map(|&n| x.narrow(0, 0, n))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&parts, 0)?)
+        };
+        let n_all = dq.dim(0)?;
+        let dq = match (&tp.q_pre, w.q_norm) {
+            (Some((x, r)), Some(wn)) => {
+                let d = dq.reshape((n_all, nh, hd))?;
+                rms_bwd(&packed(x)?, &packed(r)?, wn, &d)?.reshape((n_all, nh * hd))?
+            }
+            _ => dq,
+        };
+        let dk = match (&tp.k_pre, w.k_norm) {
+            (Some((x, r)), Some(wn)) => {
+                let d = dk.reshape((n_all, nkv, hd))?;
+                rms_bwd(&packed(x)?, &packed(r)?, wn, &d)?.reshape((n_all, nkv * hd))?
+            }
+            _ => dk,
+        };
+        Ok((dq, dk, dv))
     }
 
     /// Attention's backward over the first n rows of layer `l`, from the cotangent on its
@@ -550,4 +598,77 @@ pub enum Target {
     Logit,
     Logprob,
     Nll,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use egi_model::backprop::Pass;
+    use egi_model::testing::tiny_random;
+    use egi_model::{Arch, AttnInput};
+
+    /// The fused attention backward (f32 kernel) against the per-target candle ops, on a
+    /// recorded tape and on one read out of a packed pass (masked entries in the probs), for
+    /// targets with different prefixes; Qwen3 covers the per-head q/k norms.
+    #[test]
+    fn fused_attention_backward_matches_candle_ops() {
+        for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
+            let m = tiny_random(arch, DType::F32, 5).unwrap();
+            let cfg = &m.cfg;
+            let ids: Vec<u32> = (0..11).map(|i| (i * 7 + 3) % 50).collect();
+            let own = Tape::record(&m, &ids).unwrap();
+            // Prompt of 4 + responses of 3 and 4: the tape of the second response.
+            let attn = AttnInput::packed(4, &[3, 4], DType::F32, &Device::Cpu).unwrap();
+            let pass = Pass::record(&m, &ids, &attn).unwrap();
+            let rows: Vec<u32> = (0..4).chain(7..11).collect();
+            let packed = Tape::from_pass(&m, &pass, &rows, 3).unwrap();
+            for tape in [&own, &packed] {
+                let lens = [3usize, tape.len, 2];
+                let offs = [0usize, 3, 3 + tape.len];
+                let n_all: usize = lens.iter().sum();
+                let dctx = Tensor::randn(
+                    0f32,
+                    1.0,
+                    (n_all, cfg.num_heads * cfg.head_dim),
+                    &Device::Cpu,
+                )
+                .unwrap();
+                for l in 0..cfg.num_layers {
+                    let (fq, fk, fv) = tape.attention_bwd_all(&m, l, &dctx, &lens, &offs).unwrap();
+                    for (k, (&n, &at)) in lens.iter().zip(&offs).enumerate() {
+                        let (cq, ck, cv) = tape
+                            .attention_bwd(&m, l, &dctx.narrow(0, at, n).unwrap())
+                            .unwrap();
+                        for (name, f, c) in [("q", &fq, cq), ("k", &fk, ck), ("v", &fv, cv)] {
+                            let f = f.narrow(0, at, n).unwrap();
+                            let err = (&f - &c)
+                                .unwrap()
+                                .abs()
+                                .unwrap()
+                                .max_all()
+                                .unwrap()
+                                .to_scalar::<f32>()
+                                .unwrap();
+                            let size = c
+                                .abs()
+                                .unwrap()
+                                .max_all()
+                                .unwrap()
+                                .to_scalar::<f32>()
+                                .unwrap();
+                            assert!(
+                                size > 0.0,
+                                "{arch:?} layer {l} target {k} d{name} is all zero"
+                            );
+                            assert!(
+                                err <= 1e-5 * size.max(1.0),
+                                "{arch:?} layer {l} target {k} d{name}: {err} (size {size})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

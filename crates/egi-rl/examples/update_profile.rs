@@ -27,7 +27,11 @@ fn main() -> anyhow::Result<()> {
     println!("{} positions, {n} targets", pk.ids.len());
     // `-- fused`: the hand-written pass only (for perf record).
     let only_fused = std::env::args().any(|a| a == "fused");
-    for _ in 0..3 {
+    let iters: usize = std::env::var("ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..iters {
         let t0 = Instant::now();
         let mut k = 0;
         let mut t1 = t0;
