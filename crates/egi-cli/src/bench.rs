@@ -380,6 +380,11 @@ impl egi_rl::Task for BenchTask<'_> {
 
 fn train_bench(a: &Args) -> Result<()> {
     use egi_rl::{Algo, TrainConfig, Trainer};
+    for r in &a.rows {
+        if !["grpo", "autograd", "corr-po"].contains(&r.as_str()) {
+            anyhow::bail!("--rows: unknown row {r:?}; choose among grpo, autograd, corr-po");
+        }
+    }
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let problems: Vec<egi_eval::data::Problem> = TRAIN_PROBLEMS
@@ -418,11 +423,6 @@ fn train_bench(a: &Args) -> Result<()> {
             "corr-po (all layers)".into(),
         ),
     ];
-    for r in &a.rows {
-        if !["grpo", "autograd", "corr-po"].contains(&r.as_str()) {
-            anyhow::bail!("--rows: unknown row {r:?}; choose among grpo, autograd, corr-po");
-        }
-    }
     let wanted = |label: &str| {
         label == "grpo"
             || (label.starts_with("grpo (") && a.rows.iter().any(|r| r == "autograd"))
