@@ -346,45 +346,27 @@ impl Pass {
             // o: h2 = h + ctx Wo^T.
             acc.add(ly.o, || Ok(dh2.t()?.matmul(&s.ctx)?))?;
             let dctx = dh2.matmul(&w(ly.o))?; // [T, nh*hd]
-            let fused = fastops::attention_bwd(
-                &s.probs.reshape((nh, t, t))?,
-                &s.qr.reshape((nh, t, hd))?,
-                &s.kr,
-                &s.v,
-                &dctx,
-                &[t],
-                &self.cos,
-                &self.sin,
-                scale,
-            )?;
-            let (dq, dk, dv) = match fused {
-                Some((dq, dk, dv)) => (dq.reshape((t, nh, hd))?, dk.reshape((t, nkv, hd))?, dv),
+            let dctx_g = dctx
+                .reshape((t, nh, hd))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((nkv, n_rep * t, hd))?;
+            // ctx = P v: dP = dctx v^T, dv = P^T dctx (summed over the heads sharing v).
+            let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
+            let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
+                                                    // softmax: dS = P (dP - sum(dP P)).
+                                                    // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
+            let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
+                Some(ds) => ds,
                 None => {
-                    let dctx_g = dctx
-                        .reshape((t, nh, hd))?
-                        .transpose(0, 1)?
-                        .contiguous()?
-                        .reshape((nkv, n_rep * t, hd))?;
-                    // ctx = P v: dP = dctx v^T, dv = P^T dctx (summed over the heads sharing v).
-                    let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
-                    let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
-                                                            // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
-                    let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
-                        Some(ds) => ds,
-                        None => {
-                            let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
-                            ((dp.broadcast_sub(&inner)? * &s.probs)? * scale)?
-                        }
-                    };
-                    let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
-                    let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
-                    (
-                        rope_bwd(&dqr, &self.cos, &self.sin)?.transpose(0, 1)?, // [T, nh, hd]
-                        rope_bwd(&dkr, &self.cos, &self.sin)?.transpose(0, 1)?, // [T, nkv, hd]
-                        dv.transpose(0, 1)?.contiguous()?.reshape((t, nkv * hd))?,
-                    )
+                    let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
+                    ((dp.broadcast_sub(&inner)? * &s.probs)? * scale)?
                 }
             };
+            let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
+            let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
+            let dq = rope_bwd(&dqr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nh, hd]
+            let dk = rope_bwd(&dkr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nkv, hd]
             let dq = match (&s.q_pre, ly.q_norm) {
                 (Some((x, r)), Some(i)) => {
                     let (dx, dw) = rms_bwd(x, r, &w(i), &dq.contiguous()?, acc.wants(i))?;
@@ -407,6 +389,7 @@ impl Pass {
             };
             let dq = dq.contiguous()?.reshape((t, nh * hd))?;
             let dk = dk.contiguous()?.reshape((t, nkv * hd))?;
+            let dv = dv.transpose(0, 1)?.contiguous()?.reshape((t, nkv * hd))?;
             for (d, wi, bi) in [
                 (&dq, ly.q, ly.q_bias),
                 (&dk, ly.k, ly.k_bias),

@@ -303,13 +303,7 @@ pub fn fingerprint_tape(
             .iter()
             .map(|&g| groups[g].iter().map(|&i| n_prompt + i).max().unwrap())
             .collect();
-        let offs: Vec<usize> = lens
-            .iter()
-            .scan(0, |at, &n| {
-                *at += n;
-                Some(*at - n)
-            })
-            .collect();
+        let offs = egi_model::fastops::prefix_offsets(&lens);
         let seeds = chunk
             .iter()
             .map(|&g| {

@@ -151,6 +151,15 @@ fn lin_bwd(dy: &Tensor, w: &Tensor) -> Result<Tensor> {
         .reshape(out)?)
 }
 
+/// The first lens[k] rows of `x` for every target k, one block after another.
+fn packed_rows(x: &Tensor, lens: &[usize]) -> Result<Tensor> {
+    let parts = lens
+        .iter()
+        .map(|&n| x.narrow(0, 0, n))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
 impl Tape {
     /// Record the forward pass of one sequence `ids` (no padding, positions 0..T).
     pub fn record(model: &Transformer, ids: &[u32]) -> Result<Tape> {
@@ -349,13 +358,7 @@ impl Tape {
         if let Some(&n) = lens.iter().find(|&&n| n == 0 || n > self.len) {
             anyhow::bail!("a prefix of {n} rows on a tape of {} rows", self.len);
         }
-        let offs: Vec<usize> = lens
-            .iter()
-            .scan(0, |at, &n| {
-                *at += n;
-                Some(*at - n)
-            })
-            .collect();
+        let offs = fastops::prefix_offsets(lens);
         let n_all: usize = lens.iter().sum();
         // Seed cotangents on the final normed hidden state, [N, H].
         let mut dhf = vec![0f64; n_all * hsz];
@@ -375,13 +378,7 @@ impl Tape {
         }
         let dhf = Tensor::from_vec(dhf, (n_all, hsz), dev)?.to_dtype(dt)?;
         // An activation's rows under each target's prefix, packed like the cotangents.
-        let packed = |x: &Tensor| -> Result<Tensor> {
-            let parts = lens
-                .iter()
-                .map(|&n| x.narrow(0, 0, n))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Tensor::cat(&parts, 0)?)
-        };
+        let packed = |x: &Tensor| packed_rows(x, lens);
         let mut dh = rms_bwd(
             &packed(&self.h_last)?,
             &packed(&self.r_final)?,
@@ -465,13 +462,7 @@ impl Tape {
             ));
         };
         // Qwen3's per-head q/k norms, on the packed rows.
-        let packed = |x: &Tensor| -> Result<Tensor> {
-            let parts = lens
-                .iter()
-                .map(|&n| x.narrow(0, 0, n))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Tensor::cat(&parts, 0)?)
-        };
+        let packed = |x: &Tensor| packed_rows(x, lens);
         let n_all = dq.dim(0)?;
         let dq = match (&tp.q_pre, w.q_norm) {
             (Some((x, r)), Some(wn)) => {
