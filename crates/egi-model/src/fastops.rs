@@ -254,6 +254,15 @@ pub fn rms_norm_bwd(
     Ok(Some((Tensor::from_vec(dx, dy.shape(), x.device())?, dw)))
 }
 
+/// out = silu(g) u over plain slices (the decode path's few rows), vectorised.
+pub fn silu_mul_into(g: &[f32], u: &[f32], out: &mut [f32]) {
+    simd!({
+        for ((o, &a), &b) in out.iter_mut().zip(g).zip(u) {
+            *o = a / (1.0 + exp(-a)) * b;
+        }
+    })
+}
+
 /// silu(g) u elementwise.
 pub fn silu_mul(g: &Tensor, u: &Tensor) -> Result<Option<Tensor>> {
     let (Some(gv), Some(uv)) = (f32s(g), f32s(u)) else {

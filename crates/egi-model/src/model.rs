@@ -660,12 +660,10 @@ impl Transformer {
         else {
             return Ok(None);
         };
-        // silu(g) = g * sigmoid(g), as candle computes it.
-        let gu: Vec<f32> = ys[0]
-            .iter()
-            .zip(&ys[1])
-            .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
-            .collect();
+        // silu(g) = g * sigmoid(g), as candle computes it; with the vectorised exp the
+        // training pass uses (a scalar libm exp per element cost 3-4 ms per batch-8 step).
+        let mut gu = vec![0f32; ys[0].len()];
+        crate::fastops::silu_mul_into(&ys[0], &ys[1], &mut gu);
         let mut shape = dims.clone();
         *shape.last_mut().unwrap() = self.cfg.intermediate_size;
         Ok(Some(Tensor::from_vec(gu, shape, x.device())?))
