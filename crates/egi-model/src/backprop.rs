@@ -128,6 +128,23 @@ fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Ok((dy.broadcast_mul(cos)? - rotate_half(&dy.broadcast_mul(sin)?)?)?)
 }
 
+/// Rotary embedding of x [T, n, hd] (cos, sin [T, hd]), written head-major [n, T, hd]: by
+/// the fused kernel where it applies, else by the formula (bit-identical either way).
+pub fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if let Some(y) = fastops::rope_heads(x, cos, sin)? {
+        return Ok(y);
+    }
+    rope_fwd(&x.transpose(0, 1)?.contiguous()?, cos, sin)
+}
+
+/// Backward of [`rope_heads`]: dy [n, T, hd] -> dx [T, n, hd].
+pub fn rope_heads_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if let Some(y) = fastops::rope_heads_bwd(dy, cos, sin)? {
+        return Ok(y);
+    }
+    Ok(rope_bwd(dy, cos, sin)?.transpose(0, 1)?)
+}
+
 struct Acc<'a> {
     grads: Grads,
     want: &'a dyn Fn(usize) -> bool,
@@ -203,12 +220,8 @@ impl Pass {
                 }
                 None => (k, None),
             };
-            let qr = rope_fwd(&q.transpose(0, 1)?.contiguous()?, &cos, &sin)?.reshape((
-                nkv,
-                n_rep * t,
-                hd,
-            ))?;
-            let kr = rope_fwd(&k.transpose(0, 1)?.contiguous()?, &cos, &sin)?;
+            let qr = rope_heads(&q, &cos, &sin)?.reshape((nkv, n_rep * t, hd))?;
+            let kr = rope_heads(&k, &cos, &sin)?;
             let v = v.transpose(0, 1)?.contiguous()?;
             let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
             let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
@@ -365,8 +378,8 @@ impl Pass {
             };
             let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
             let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
-            let dq = rope_bwd(&dqr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nh, hd]
-            let dk = rope_bwd(&dkr, &self.cos, &self.sin)?.transpose(0, 1)?; // [T, nkv, hd]
+            let dq = rope_heads_bwd(&dqr, &self.cos, &self.sin)?; // [T, nh, hd]
+            let dk = rope_heads_bwd(&dkr, &self.cos, &self.sin)?; // [T, nkv, hd]
             let dq = match (&s.q_pre, ly.q_norm) {
                 (Some((x, r)), Some(i)) => {
                     let (dx, dw) = rms_bwd(x, r, &w(i), &dq.contiguous()?, acc.wants(i))?;

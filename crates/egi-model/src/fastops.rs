@@ -480,6 +480,68 @@ pub fn head_dlogits(p: &Tensor, targets: &[u32], c: &[f32]) -> Result<Option<Ten
     Ok(Some(Tensor::from_vec(out, p.shape(), p.device())?))
 }
 
+/// Rotary embedding of `x` [T, n, hd] (rows of heads, as the q/k projections give them) with
+/// `cos`, `sin` [T, hd] (halves repeated), written head-major: [n, T, hd]. One pass instead
+/// of a transpose copy, the half rotation's narrow/neg/cat and three broadcast ops; the same
+/// products and sum in the same order, so bit-identical to `x cos + rotate_half(x) sin`.
+pub fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Option<Tensor>> {
+    let (t, n, hd) = x.dims3()?;
+    let (Some(xv), Some(cv), Some(sv)) = (f32s(x), f32s(cos), f32s(sin)) else {
+        return Ok(None);
+    };
+    if cos.dims() != [t, hd] || sin.dims() != [t, hd] || hd % 2 != 0 {
+        return Ok(None);
+    }
+    let (xv, cv, sv): (&[f32], &[f32], &[f32]) = (&xv, &cv, &sv);
+    let h = hd / 2;
+    let mut y = vec![0f32; t * n * hd];
+    y.par_chunks_mut(t * hd).enumerate().for_each(|(head, out)| {
+        simd!({
+            for (i, o) in out.chunks_exact_mut(hd).enumerate() {
+                let xr = &xv[(i * n + head) * hd..(i * n + head + 1) * hd];
+                let (c, s) = (&cv[i * hd..(i + 1) * hd], &sv[i * hd..(i + 1) * hd]);
+                for j in 0..h {
+                    o[j] = xr[j] * c[j] + (-xr[j + h]) * s[j];
+                }
+                for j in h..hd {
+                    o[j] = xr[j] * c[j] + xr[j - h] * s[j];
+                }
+            }
+        })
+    });
+    Ok(Some(Tensor::from_vec(y, (n, t, hd), x.device())?))
+}
+
+/// Backward of [`rope_heads`]: from `dy` [n, T, hd] to dx [T, n, hd] (contiguous), as
+/// `dy cos - rotate_half(dy sin)` computes it, bit for bit.
+pub fn rope_heads_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Option<Tensor>> {
+    let (n, t, hd) = dy.dims3()?;
+    let (Some(dv), Some(cv), Some(sv)) = (f32s(dy), f32s(cos), f32s(sin)) else {
+        return Ok(None);
+    };
+    if cos.dims() != [t, hd] || sin.dims() != [t, hd] || hd % 2 != 0 {
+        return Ok(None);
+    }
+    let (dv, cv, sv): (&[f32], &[f32], &[f32]) = (&dv, &cv, &sv);
+    let h = hd / 2;
+    let mut y = vec![0f32; t * n * hd];
+    y.par_chunks_mut(n * hd).enumerate().for_each(|(i, out)| {
+        simd!({
+            let (c, s) = (&cv[i * hd..(i + 1) * hd], &sv[i * hd..(i + 1) * hd]);
+            for (head, o) in out.chunks_exact_mut(hd).enumerate() {
+                let d = &dv[(head * t + i) * hd..(head * t + i + 1) * hd];
+                for j in 0..h {
+                    o[j] = d[j] * c[j] - (-(d[j + h] * s[j + h]));
+                }
+                for j in h..hd {
+                    o[j] = d[j] * c[j] - d[j - h] * s[j - h];
+                }
+            }
+        })
+    });
+    Ok(Some(Tensor::from_vec(y, (t, n, hd), dy.device())?))
+}
+
 /// Where each of several row blocks starts when they are stacked one after another:
 /// lens[0] + ... + lens[k-1] for block k.
 pub fn prefix_offsets(lens: &[usize]) -> Vec<usize> {
@@ -683,6 +745,40 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    /// The fused rotary kernels give exactly (bit for bit) what the candle formulas give, so
+    /// that switching the training pass to them changes no number.
+    #[test]
+    fn rope_heads_match_candle_formulas_exactly() {
+        let (t, n, hd) = (7, 3, 8);
+        let x = rnd(&[t, n, hd], 1, 2.0);
+        let dy = rnd(&[n, t, hd], 2, 2.0);
+        let half = |seed| rnd(&[t, hd / 2], seed, 1.0);
+        let (c, s) = (half(3), half(4));
+        let cos = Tensor::cat(&[&c, &c], D::Minus1).unwrap();
+        let sin = Tensor::cat(&[&s, &s], D::Minus1).unwrap();
+        let rot = |x: &Tensor| {
+            let x1 = x.narrow(D::Minus1, 0, hd / 2).unwrap();
+            let x2 = x.narrow(D::Minus1, hd / 2, hd / 2).unwrap();
+            Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap()
+        };
+        let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
+        let want = (xt.broadcast_mul(&cos).unwrap() + rot(&xt).broadcast_mul(&sin).unwrap())
+            .unwrap();
+        let got = rope_heads(&x, &cos, &sin).unwrap().unwrap();
+        assert_eq!(got.dims(), [n, t, hd]);
+        assert_eq!(maxdiff(&got, &want), 0.0);
+        let want = (dy.broadcast_mul(&cos).unwrap()
+            - rot(&dy.broadcast_mul(&sin).unwrap()))
+        .unwrap()
+        .transpose(0, 1)
+        .unwrap();
+        let got = rope_heads_bwd(&dy, &cos, &sin).unwrap().unwrap();
+        assert_eq!(got.dims(), [t, n, hd]);
+        assert_eq!(maxdiff(&got, &want), 0.0);
+        // The rotation matters: a kernel that skipped it would differ.
+        assert!(maxdiff(&got, &dy.broadcast_mul(&cos).unwrap().transpose(0, 1).unwrap()) > 0.1);
     }
 
     #[test]

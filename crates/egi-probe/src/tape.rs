@@ -11,6 +11,7 @@
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Tensor, D};
+use egi_model::backprop::{rope_heads, rope_heads_bwd};
 use egi_model::{fastops, Transformer};
 
 /// The four attention projections, in the order the fixtures use (q, k, v, o per layer).
@@ -107,20 +108,6 @@ fn rms_bwd(x: &Tensor, r: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
     rms_norm_bwd(x, r, w, dy)
 }
 
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let d = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-    Ok(Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?)
-}
-
-/// y = x cos + rot(x) sin; its transpose: dx = dy cos - rot(dy sin).
-fn rope_fwd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    Ok((x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?)?)
-}
-fn rope_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    Ok((dy.broadcast_mul(cos)? - rotate_half(&dy.broadcast_mul(sin)?)?)?)
-}
 
 /// x [.., in] @ w[out, in]^T (+ b).
 fn lin(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -205,8 +192,8 @@ impl Tape {
                 }
                 None => (k, None),
             };
-            let qr = rope_fwd(&q.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nh, T, hd]
-            let kr = rope_fwd(&k.transpose(0, 1)?.contiguous()?, &cos, &sin)?; // [nkv, T, hd]
+            let qr = rope_heads(&q, &cos, &sin)?; // [nh, T, hd]
+            let kr = rope_heads(&k, &cos, &sin)?; // [nkv, T, hd]
             let v = v.transpose(0, 1)?.contiguous()?; // [nkv, T, hd]
             let raw = qr
                 .reshape((nkv, n_rep * t, hd))?
@@ -528,8 +515,8 @@ impl Tape {
         let dkr = ds.t()?.matmul(&qr_g)?; // [nkv, n, hd]
         let cos = rows_of(&self.cos)?;
         let sin = rows_of(&self.sin)?;
-        let dq = rope_bwd(&dqr, &cos, &sin)?.transpose(0, 1)?; // [n, nh, hd]
-        let dk = rope_bwd(&dkr, &cos, &sin)?.transpose(0, 1)?; // [n, nkv, hd]
+        let dq = rope_heads_bwd(&dqr, &cos, &sin)?; // [n, nh, hd]
+        let dk = rope_heads_bwd(&dkr, &cos, &sin)?; // [n, nkv, hd]
         let dq = match (&tp.q_pre, w.q_norm) {
             (Some((x, r)), Some(wn)) => rms_bwd(&rows_of(x)?, &rows_of(r)?, wn, &dq)?,
             _ => dq,
