@@ -223,18 +223,27 @@ impl Pass {
             let qr = rope_heads(&q, &cos, &sin)?.reshape((nkv, n_rep * t, hd))?;
             let kr = rope_heads(&k, &cos, &sin)?;
             let v = v.transpose(0, 1)?.contiguous()?;
-            let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
-            let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
-                Some(p) => p,
-                // Inference-only fused softmax: this pass needs no autograd.
-                None => candle_nn::ops::softmax_last_dim(&(raw * scale)?.broadcast_add(&mask)?)?,
-            }
-            .reshape((nkv, n_rep * t, t))?;
-            let ctx = probs
-                .matmul(&v)?
-                .reshape((nh, t, hd))?
-                .transpose(0, 1)?
-                .reshape((t, nh * hd))?;
+            let fused = fastops::attention_fwd(&qr.reshape((nh, t, hd))?, &kr, &v, &mask, scale)?;
+            let (probs, ctx) = match fused {
+                Some((p, c)) => (p.reshape((nkv, n_rep * t, t))?, c),
+                None => {
+                    let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
+                    let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
+                        Some(p) => p,
+                        // Inference-only fused softmax: this pass needs no autograd.
+                        None => {
+                            candle_nn::ops::softmax_last_dim(&(raw * scale)?.broadcast_add(&mask)?)?
+                        }
+                    }
+                    .reshape((nkv, n_rep * t, t))?;
+                    let ctx = probs
+                        .matmul(&v)?
+                        .reshape((nh, t, hd))?
+                        .transpose(0, 1)?
+                        .reshape((t, nh * hd))?;
+                    (probs, ctx)
+                }
+            };
             let h2 = (&h + lin(&ctx, &w(ly.o), None)?)?;
             let (m, r_post) = rms_norm_fwd(&h2, &w(ly.post_norm), eps)?;
             let g = lin(&m, &w(ly.gate), None)?;
@@ -359,27 +368,45 @@ impl Pass {
             // o: h2 = h + ctx Wo^T.
             acc.add(ly.o, || Ok(dh2.t()?.matmul(&s.ctx)?))?;
             let dctx = dh2.matmul(&w(ly.o))?; // [T, nh*hd]
-            let dctx_g = dctx
-                .reshape((t, nh, hd))?
-                .transpose(0, 1)?
-                .contiguous()?
-                .reshape((nkv, n_rep * t, hd))?;
-            // ctx = P v: dP = dctx v^T, dv = P^T dctx (summed over the heads sharing v).
-            let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
-            let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
-                                                    // softmax: dS = P (dP - sum(dP P)).
-                                                    // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
-            let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
-                Some(ds) => ds,
+            let fused = fastops::attention_bwd(
+                &s.probs.reshape((nh, t, t))?,
+                &s.qr.reshape((nh, t, hd))?,
+                &s.kr,
+                &s.v,
+                &dctx,
+                &[t],
+                &self.cos,
+                &self.sin,
+                scale,
+            )?;
+            let (dq, dk, dv) = match fused {
+                Some((dq, dk, dv)) => (dq.reshape((t, nh, hd))?, dk.reshape((t, nkv, hd))?, dv),
                 None => {
-                    let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
-                    ((dp.broadcast_sub(&inner)? * &s.probs)? * scale)?
+                    let dctx_g = dctx
+                        .reshape((t, nh, hd))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .reshape((nkv, n_rep * t, hd))?;
+                    // ctx = P v: dP = dctx v^T, dv = P^T dctx (summed over the heads sharing v).
+                    let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
+                    let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
+                                                            // softmax: dS = P (dP - sum(dP P)).
+                                                            // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
+                    let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
+                        Some(ds) => ds,
+                        None => {
+                            let inner = (&dp * &s.probs)?.sum_keepdim(D::Minus1)?;
+                            ((dp.broadcast_sub(&inner)? * &s.probs)? * scale)?
+                        }
+                    };
+                    let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
+                    let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
+                    let dq = rope_heads_bwd(&dqr, &self.cos, &self.sin)?; // [T, nh, hd]
+                    let dk = rope_heads_bwd(&dkr, &self.cos, &self.sin)?; // [T, nkv, hd]
+                    let dv = dv.transpose(0, 1)?.contiguous()?.reshape((t, nkv * hd))?;
+                    (dq, dk, dv)
                 }
             };
-            let dqr = ds.matmul(&s.kr)?.reshape((nh, t, hd))?;
-            let dkr = ds.t()?.matmul(&s.qr)?; // [nkv, T, hd]
-            let dq = rope_heads_bwd(&dqr, &self.cos, &self.sin)?; // [T, nh, hd]
-            let dk = rope_heads_bwd(&dkr, &self.cos, &self.sin)?; // [T, nkv, hd]
             let dq = match (&s.q_pre, ly.q_norm) {
                 (Some((x, r)), Some(i)) => {
                     let (dx, dw) = rms_bwd(x, r, &w(i), &dq.contiguous()?, acc.wants(i))?;
@@ -402,7 +429,6 @@ impl Pass {
             };
             let dq = dq.contiguous()?.reshape((t, nh * hd))?;
             let dk = dk.contiguous()?.reshape((t, nkv * hd))?;
-            let dv = dv.transpose(0, 1)?.contiguous()?.reshape((t, nkv * hd))?;
             for (d, wi, bi) in [
                 (&dq, ly.q, ly.q_bias),
                 (&dk, ly.k, ly.k_bias),

@@ -495,20 +495,22 @@ pub fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Option<Tenso
     let (xv, cv, sv): (&[f32], &[f32], &[f32]) = (&xv, &cv, &sv);
     let h = hd / 2;
     let mut y = vec![0f32; t * n * hd];
-    y.par_chunks_mut(t * hd).enumerate().for_each(|(head, out)| {
-        simd!({
-            for (i, o) in out.chunks_exact_mut(hd).enumerate() {
-                let xr = &xv[(i * n + head) * hd..(i * n + head + 1) * hd];
-                let (c, s) = (&cv[i * hd..(i + 1) * hd], &sv[i * hd..(i + 1) * hd]);
-                for j in 0..h {
-                    o[j] = xr[j] * c[j] + (-xr[j + h]) * s[j];
+    y.par_chunks_mut(t * hd)
+        .enumerate()
+        .for_each(|(head, out)| {
+            simd!({
+                for (i, o) in out.chunks_exact_mut(hd).enumerate() {
+                    let xr = &xv[(i * n + head) * hd..(i * n + head + 1) * hd];
+                    let (c, s) = (&cv[i * hd..(i + 1) * hd], &sv[i * hd..(i + 1) * hd]);
+                    for j in 0..h {
+                        o[j] = xr[j] * c[j] + (-xr[j + h]) * s[j];
+                    }
+                    for j in h..hd {
+                        o[j] = xr[j] * c[j] + xr[j - h] * s[j];
+                    }
                 }
-                for j in h..hd {
-                    o[j] = xr[j] * c[j] + xr[j - h] * s[j];
-                }
-            }
-        })
-    });
+            })
+        });
     Ok(Some(Tensor::from_vec(y, (n, t, hd), x.device())?))
 }
 
@@ -542,6 +544,141 @@ pub fn rope_heads_bwd(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Option<
     Ok(Some(Tensor::from_vec(y, (t, n, hd), dy.device())?))
 }
 
+/// Mask entries at or below this are "cannot see" (the model's masks use -1e30).
+const MASKED: f32 = -1e29;
+
+/// Softmax attention of the training pass, fused: from `qr` [nh, T, hd] and `kr`, `v`
+/// [nkv, T, hd] (heads grouped, rope applied) and the additive `mask` [T, T] (one row, e.g.
+/// a packed group: each response sees the prompt and itself), returns the weights
+/// P [nh, T, T] (exactly 0 where masked) and ctx = P v as [T, nh*hd].
+///
+/// Scores are computed only where the mask lets a query see a key: in a packed group of a
+/// prompt and four responses that is under a third of the T x T matrix that candle's batched
+/// matmuls, softmax and copies go through. Keys are read transposed ([hd, T] per kv head) so
+/// that a query's scores over a run of visible keys are 16-wide fused multiply-adds with no
+/// horizontal sums. `None` when the inputs are not f32 on the CPU, or when some query sees
+/// no key (the caller's formula then gives its uniform row).
+pub fn attention_fwd(
+    qr: &Tensor,
+    kr: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let (nh, t, hd) = qr.dims3()?;
+    let nkv = kr.dim(0)?;
+    if kr.dims() != [nkv, t, hd] || v.dims() != [nkv, t, hd] || mask.dims() != [t, t] {
+        return Ok(None);
+    }
+    if nkv == 0 || nh % nkv != 0 {
+        return Ok(None);
+    }
+    let (Some(qv), Some(kv), Some(vv), Some(mv)) = (f32s(qr), f32s(kr), f32s(v), f32s(mask)) else {
+        return Ok(None);
+    };
+    let (qv, kv, vv, mv): (&[f32], &[f32], &[f32], &[f32]) = (&qv, &kv, &vv, &mv);
+    // Visible runs [a, b) of each query row.
+    let mut runs: Vec<Vec<(usize, usize)>> = Vec::with_capacity(t);
+    for i in 0..t {
+        let row = &mv[i * t..(i + 1) * t];
+        let mut r = vec![];
+        let mut j = 0;
+        while j < t {
+            if row[j] > MASKED {
+                let a = j;
+                while j < t && row[j] > MASKED {
+                    j += 1;
+                }
+                r.push((a, j));
+            } else {
+                j += 1;
+            }
+        }
+        if r.is_empty() {
+            return Ok(None);
+        }
+        runs.push(r);
+    }
+    // k transposed per kv head: kt[g][d][j].
+    let mut kt = vec![0f32; nkv * hd * t];
+    for g in 0..nkv {
+        for j in 0..t {
+            for d in 0..hd {
+                kt[(g * hd + d) * t + j] = kv[(g * t + j) * hd + d];
+            }
+        }
+    }
+    let n_rep = nh / nkv;
+    let scale = scale as f32;
+    let mut probs = vec![0f32; nh * t * t];
+    let mut ctx3 = vec![0f32; nh * t * hd]; // [nh, T, hd]
+    probs
+        .par_chunks_mut(t * ROWS_PER_TASK)
+        .zip(ctx3.par_chunks_mut(hd * ROWS_PER_TASK))
+        .enumerate()
+        .for_each(|(c, (pc, cc))| {
+            simd!({
+                for (k, (prow, crow)) in pc.chunks_mut(t).zip(cc.chunks_mut(hd)).enumerate() {
+                    let r = c * ROWS_PER_TASK + k;
+                    let (head, i) = (r / t, r % t);
+                    let g = head / n_rep;
+                    let q = &qv[(head * t + i) * hd..(head * t + i + 1) * hd];
+                    let m = &mv[i * t..(i + 1) * t];
+                    let kg = &kt[g * hd * t..(g + 1) * hd * t];
+                    let mut mx = f32::NEG_INFINITY;
+                    for &(a, b) in &runs[i] {
+                        let s = &mut prow[a..b];
+                        for (d, &qd) in q.iter().enumerate() {
+                            let kd = &kg[d * t + a..d * t + b];
+                            for (x, &y) in s.iter_mut().zip(kd) {
+                                *x += qd * y;
+                            }
+                        }
+                        for (x, &y) in s.iter_mut().zip(&m[a..b]) {
+                            *x = *x * scale + y;
+                        }
+                        mx = mx.max(max(s));
+                    }
+                    let mut total = 0f32;
+                    for &(a, b) in &runs[i] {
+                        let s = &mut prow[a..b];
+                        for x in s.iter_mut() {
+                            *x = exp(*x - mx);
+                        }
+                        total += sum(s);
+                    }
+                    let inv = 1.0 / total;
+                    let vg = &vv[g * t * hd..(g + 1) * t * hd];
+                    for &(a, b) in &runs[i] {
+                        for j in a..b {
+                            let p = prow[j] * inv;
+                            prow[j] = p;
+                            let vr = &vg[j * hd..(j + 1) * hd];
+                            for (o, &x) in crow.iter_mut().zip(vr) {
+                                *o += p * x;
+                            }
+                        }
+                    }
+                }
+            })
+        });
+    // [nh, T, hd] -> [T, nh*hd]
+    let mut ctx = vec![0f32; t * nh * hd];
+    ctx.par_chunks_mut(nh * hd)
+        .enumerate()
+        .for_each(|(i, row)| {
+            for head in 0..nh {
+                row[head * hd..(head + 1) * hd]
+                    .copy_from_slice(&ctx3[(head * t + i) * hd..(head * t + i + 1) * hd]);
+            }
+        });
+    let dev = qr.device();
+    Ok(Some((
+        Tensor::from_vec(probs, (nh, t, t), dev)?,
+        Tensor::from_vec(ctx, (t, nh * hd), dev)?,
+    )))
+}
+
 /// Where each of several row blocks starts when they are stacked one after another:
 /// lens[0] + ... + lens[k-1] for block k.
 pub fn prefix_offsets(lens: &[usize]) -> Vec<usize> {
@@ -562,12 +699,8 @@ pub fn prefix_offsets(lens: &[usize]) -> Vec<usize> {
 /// dk [N, nkv*hd], dv [N, nkv*hd]: the cotangents on q and k before rope (rope's backward
 /// applied) and on v. Replaces about 25 candle ops per target and layer (reshapes,
 /// copies, four batched matmuls, softmax backward, rope) with one pass that also skips the
-/// masked half of each score matrix. One task per (target, head).
-///
-/// The training pass ([`crate::backprop`]) keeps candle's ops for now: this kernel agreed
-/// with them there to 5e-7 (f32 rounding) and made its backward about 10% faster, but that
-/// rounding sent the CorR-PO digit-sum learning test down another trajectory, which
-/// plateaued at 17/25 correct; that test must first hold across seeds.
+/// masked half of each score matrix. One task per (target, head). The training pass
+/// ([`crate::backprop`]) uses it too, with one target over the whole row.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_bwd(
     probs: &Tensor,
@@ -747,6 +880,72 @@ mod tests {
             .unwrap()
     }
 
+    /// The fused attention forward against the candle formula it replaces (batched matmuls,
+    /// masked softmax, matmul with v), on a packed mask (a prompt, then blocks that each see
+    /// the prompt and themselves, one of them empty) and on a plain causal one.
+    #[test]
+    fn attention_fwd_matches_candle_formula() {
+        use crate::model::AttnInput;
+        let (nh, nkv, hd) = (6, 2, 16);
+        let n_rep = nh / nkv;
+        for (prefix, blocks) in [(4usize, vec![5usize, 0, 7]), (9, vec![])] {
+            let t = prefix + blocks.iter().sum::<usize>();
+            let attn = AttnInput::packed(prefix, &blocks, DType::F32, &Device::Cpu).unwrap();
+            let mask = attn.mask.reshape((t, t)).unwrap();
+            let qr = rnd(&[nh, t, hd], 5, 1.5);
+            let kr = rnd(&[nkv, t, hd], 6, 1.5);
+            let v = rnd(&[nkv, t, hd], 7, 1.0);
+            let scale = 1.0 / (hd as f64).sqrt();
+            let qg = qr.reshape((nkv, n_rep * t, hd)).unwrap();
+            let raw = qg
+                .matmul(&kr.t().unwrap())
+                .unwrap()
+                .reshape((nh, t, t))
+                .unwrap();
+            let want_p = candle_nn::ops::softmax_last_dim(
+                &(raw * scale).unwrap().broadcast_add(&mask).unwrap(),
+            )
+            .unwrap();
+            let want_ctx = want_p
+                .reshape((nkv, n_rep * t, t))
+                .unwrap()
+                .matmul(&v)
+                .unwrap()
+                .reshape((nh, t, hd))
+                .unwrap()
+                .transpose(0, 1)
+                .unwrap()
+                .reshape((t, nh * hd))
+                .unwrap();
+            let (p, ctx) = attention_fwd(&qr, &kr, &v, &mask, scale).unwrap().unwrap();
+            assert!(
+                maxdiff(&p, &want_p) < 1e-6,
+                "probs {}",
+                maxdiff(&p, &want_p)
+            );
+            assert!(
+                maxdiff(&ctx, &want_ctx) < 1e-5,
+                "ctx {}",
+                maxdiff(&ctx, &want_ctx)
+            );
+            // Masked weights are exactly zero (the backward skips them).
+            let pm = p.to_vec3::<f32>().unwrap();
+            let mv = mask.to_vec2::<f32>().unwrap();
+            for row in &pm {
+                for (i, r) in row.iter().enumerate() {
+                    for (j, &x) in r.iter().enumerate() {
+                        if mv[i][j] < -1e29 {
+                            assert_eq!(x, 0.0);
+                        }
+                    }
+                }
+            }
+            // The scale matters: without it the weights differ.
+            let (p2, _) = attention_fwd(&qr, &kr, &v, &mask, 1.0).unwrap().unwrap();
+            assert!(maxdiff(&p2, &want_p) > 1e-3);
+        }
+    }
+
     /// The fused rotary kernels give exactly (bit for bit) what the candle formulas give, so
     /// that switching the training pass to them changes no number.
     #[test]
@@ -764,21 +963,25 @@ mod tests {
             Tensor::cat(&[&x2.neg().unwrap(), &x1], D::Minus1).unwrap()
         };
         let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
-        let want = (xt.broadcast_mul(&cos).unwrap() + rot(&xt).broadcast_mul(&sin).unwrap())
-            .unwrap();
+        let want =
+            (xt.broadcast_mul(&cos).unwrap() + rot(&xt).broadcast_mul(&sin).unwrap()).unwrap();
         let got = rope_heads(&x, &cos, &sin).unwrap().unwrap();
         assert_eq!(got.dims(), [n, t, hd]);
         assert_eq!(maxdiff(&got, &want), 0.0);
-        let want = (dy.broadcast_mul(&cos).unwrap()
-            - rot(&dy.broadcast_mul(&sin).unwrap()))
-        .unwrap()
-        .transpose(0, 1)
-        .unwrap();
+        let want = (dy.broadcast_mul(&cos).unwrap() - rot(&dy.broadcast_mul(&sin).unwrap()))
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap();
         let got = rope_heads_bwd(&dy, &cos, &sin).unwrap().unwrap();
         assert_eq!(got.dims(), [t, n, hd]);
         assert_eq!(maxdiff(&got, &want), 0.0);
         // The rotation matters: a kernel that skipped it would differ.
-        assert!(maxdiff(&got, &dy.broadcast_mul(&cos).unwrap().transpose(0, 1).unwrap()) > 0.1);
+        assert!(
+            maxdiff(
+                &got,
+                &dy.broadcast_mul(&cos).unwrap().transpose(0, 1).unwrap()
+            ) > 0.1
+        );
     }
 
     #[test]

@@ -108,7 +108,6 @@ fn rms_bwd(x: &Tensor, r: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
     rms_norm_bwd(x, r, w, dy)
 }
 
-
 /// x [.., in] @ w[out, in]^T (+ b).
 fn lin(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
@@ -195,20 +194,29 @@ impl Tape {
             let qr = rope_heads(&q, &cos, &sin)?; // [nh, T, hd]
             let kr = rope_heads(&k, &cos, &sin)?; // [nkv, T, hd]
             let v = v.transpose(0, 1)?.contiguous()?; // [nkv, T, hd]
-            let raw = qr
-                .reshape((nkv, n_rep * t, hd))?
-                .matmul(&kr.t()?)?
-                .reshape((nh, t, t))?;
-            let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
-                Some(p) => p,
-                None => candle_nn::ops::softmax(&(raw * scale)?.broadcast_add(&mask)?, D::Minus1)?,
+            let (probs, ctx) = match fastops::attention_fwd(&qr, &kr, &v, &mask, scale)? {
+                Some(pc) => pc,
+                None => {
+                    let raw = qr
+                        .reshape((nkv, n_rep * t, hd))?
+                        .matmul(&kr.t()?)?
+                        .reshape((nh, t, t))?;
+                    let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
+                        Some(p) => p,
+                        None => candle_nn::ops::softmax(
+                            &(raw * scale)?.broadcast_add(&mask)?,
+                            D::Minus1,
+                        )?,
+                    };
+                    let ctx = probs
+                        .reshape((nkv, n_rep * t, t))?
+                        .matmul(&v)?
+                        .reshape((nh, t, hd))?
+                        .transpose(0, 1)?
+                        .reshape((t, nh * hd))?;
+                    (probs, ctx)
+                }
             };
-            let ctx = probs
-                .reshape((nkv, n_rep * t, t))?
-                .matmul(&v)?
-                .reshape((nh, t, hd))?
-                .transpose(0, 1)?
-                .reshape((t, nh * hd))?;
             let h2 = (&h + lin(&ctx, w.o, None)?)?;
             let (m, r_post) = rms_norm_fwd(&h2, w.post_norm, eps)?;
             let g = lin(&m, w.gate, None)?;
