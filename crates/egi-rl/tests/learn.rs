@@ -32,12 +32,25 @@ fn greedy_accuracy(tr: &mut Trainer, task: &DigitSum) -> f64 {
     e["accuracy"].as_f64().unwrap()
 }
 
-fn learns(algo: Algo, target: f64) {
+/// The learning tests' setting: GRPO's usual k3 KL to the initial policy (beta 0.04, METHOD.md
+/// section 4). Without it the tiny policy collapses onto some wrong answers for good (it
+/// becomes deterministic, its groups all-equal): across four seeds GRPO then stalled once at
+/// 0.72 and CorR-PO reached only 0.20-0.88; with it GRPO reached 1.0 on all four by step 220
+/// and CorR-PO 0.92-0.96 on three (0.72 on the fourth) within 600 steps.
+/// `learning_across_seeds` below reruns that check.
+fn learning_config(algo: Algo, max_steps: usize, seed: u64) -> TrainConfig {
+    let mut cfg = config(algo);
+    cfg.beta = 0.04;
+    cfg.max_steps = max_steps;
+    cfg.seed = seed;
+    cfg
+}
+
+fn learns(algo: Algo, target: f64, max_steps: usize) {
     let task = DigitSum::new(4);
     let model = tiny(Arch::Llama, 7);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(algo);
-    cfg.max_steps = 400;
+    let mut cfg = learning_config(algo, max_steps, 1);
     cfg.eval_limit = task.len();
     let mut tr = Trainer::new(
         cfg,
@@ -82,19 +95,17 @@ fn learns(algo: Algo, target: f64) {
 
 #[test]
 fn grpo_learns_digit_sums() {
-    learns(Algo::Grpo, 0.9);
+    learns(Algo::Grpo, 0.9, 400);
 }
 
-/// CorR-PO learns too, but on this task it stalls lower than GRPO (0.76-0.8 greedy after 200
-/// to 600 steps, with lambda 0.1 or 0.03, on a GRPO or Dr.GRPO base). The reason is the method
-/// itself: in a group whose answers are all wrong (most groups near chance) the accuracy term
-/// is constant, so the advantages come from lambda * R_corr alone; group normalisation (and
-/// Adam's scale invariance, with a Dr.GRPO base) turns them into full-size updates that make
-/// some wrong answers more likely. GRPO leaves such groups alone. The threshold here is what
-/// the method reaches, so the test fails if CorR-PO stops learning at all.
+/// CorR-PO learns more slowly than GRPO here: in a group whose answers are all wrong (most
+/// groups near chance) the accuracy term is constant, so the advantages come from lambda *
+/// R_corr alone, and group normalisation turns them into full-size updates that make some
+/// wrong answers more likely; GRPO leaves such groups alone. The KL term keeps those from
+/// taking over (see [`learning_config`]).
 #[test]
 fn corr_po_learns_digit_sums() {
-    learns(Algo::CorrPo, 0.72);
+    learns(Algo::CorrPo, 0.9, 600);
 }
 
 fn metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -461,4 +472,54 @@ fn corr_po_reusing_the_update_forward_matches_a_separate_recording() {
         ) > 0.0,
         "the weights moved"
     );
+}
+
+/// How robust the learning tests are: GRPO and CorR-PO on four (model, data) seeds, greedy
+/// accuracy every 20 steps. Slow (about 15 minutes on 2 cores), so not part of the suite: run
+/// it after any change to the training numerics, with
+/// `cargo test --release -p egi-rl --test learn -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn learning_across_seeds() {
+    let task = DigitSum::new(4);
+    for (algo, steps) in [(Algo::Grpo, 400), (Algo::CorrPo, 600)] {
+        let mut best = vec![];
+        for (ms, ds) in [(7u64, 1u64), (7, 2), (8, 1), (9, 3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = learning_config(algo, steps, ds);
+            cfg.eval_limit = task.len();
+            let mut tr = Trainer::new(
+                cfg,
+                tiny(Arch::Llama, ms),
+                None,
+                GenerationDefaults::default(),
+                &task,
+                None,
+                dir.path(),
+                false,
+            )
+            .unwrap();
+            let (mut top, mut trace) = (0.0f64, vec![]);
+            while !tr.done() {
+                tr.step().unwrap();
+                if tr.step.is_multiple_of(20) {
+                    let a = greedy_accuracy(&mut tr, &task);
+                    top = top.max(a);
+                    trace.push(format!("{a:.2}"));
+                }
+            }
+            eprintln!(
+                "{algo:?} model seed {ms}, data seed {ds}: best {top:.2}; every 20 steps: {}",
+                trace.join(" ")
+            );
+            best.push(top);
+        }
+        let reached = best.iter().filter(|&&b| b >= 0.9).count();
+        eprintln!("{algo:?}: {reached} of {} seeds reach 0.9", best.len());
+        assert!(
+            reached * 2 > best.len(),
+            "{algo:?}: only {reached} of {} seeds reach 0.9",
+            best.len()
+        );
+    }
 }
