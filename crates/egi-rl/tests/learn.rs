@@ -4,7 +4,7 @@
 
 use candle_core::DType;
 use egi_model::{config::Arch, GenerationDefaults};
-use egi_rl::{Algo, Task, TrainConfig, Trainer};
+use egi_rl::{Algo, Base, Task, TrainConfig, Trainer};
 
 #[path = "support/digit_sum.rs"]
 mod digit_sum;
@@ -33,24 +33,24 @@ fn greedy_accuracy(tr: &mut Trainer, task: &DigitSum) -> f64 {
 }
 
 /// The learning tests' setting: GRPO's usual k3 KL to the initial policy (beta 0.04, METHOD.md
-/// section 4). Without it the tiny policy collapses onto some wrong answers for good (it
-/// becomes deterministic, its groups all-equal): across four seeds GRPO then stalled once at
-/// 0.72 and CorR-PO reached only 0.20-0.88; with it GRPO reached 1.0 on all four by step 220
-/// and CorR-PO 0.92-0.96 on three (0.72 on the fourth) within 600 steps.
-/// `learning_across_seeds` below reruns that check.
-fn learning_config(algo: Algo, max_steps: usize, seed: u64) -> TrainConfig {
+/// section 4), on the given base. Without the KL the tiny policy collapses onto some wrong
+/// answers for good (it turns deterministic, its groups all-equal): across four seeds GRPO
+/// then stalled once at 0.72 and CorR-PO reached 0.20-0.88. With it GRPO reaches 1.0 on all
+/// four by step 220. `learning_across_seeds` below reruns that check.
+fn learning_config(algo: Algo, base: Base, max_steps: usize, seed: u64) -> TrainConfig {
     let mut cfg = config(algo);
+    cfg.base = base;
     cfg.beta = 0.04;
     cfg.max_steps = max_steps;
     cfg.seed = seed;
     cfg
 }
 
-fn learns(algo: Algo, target: f64, max_steps: usize) {
+fn learns(algo: Algo, base: Base, target: f64, max_steps: usize) {
     let task = DigitSum::new(4);
     let model = tiny(Arch::Llama, 7);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = learning_config(algo, max_steps, 1);
+    let mut cfg = learning_config(algo, base, max_steps, 1);
     cfg.eval_limit = task.len();
     let mut tr = Trainer::new(
         cfg,
@@ -95,17 +95,26 @@ fn learns(algo: Algo, target: f64, max_steps: usize) {
 
 #[test]
 fn grpo_learns_digit_sums() {
-    learns(Algo::Grpo, 0.9, 400);
+    learns(Algo::Grpo, Base::Grpo, 0.9, 400);
 }
 
-/// CorR-PO learns more slowly than GRPO here: in a group whose answers are all wrong (most
-/// groups near chance) the accuracy term is constant, so the advantages come from lambda *
-/// R_corr alone, and group normalisation turns them into full-size updates that make some
-/// wrong answers more likely; GRPO leaves such groups alone. The KL term keeps those from
-/// taking over (see [`learning_config`]).
+/// CorR-PO on a Dr.GRPO base. In a group whose answers are all wrong (most groups near chance)
+/// the accuracy term is constant, so the advantages come from lambda * R_corr alone. GRPO's
+/// std normalisation blows those up to full size, and on this task (responses of at most 3
+/// tokens, so rho is a Spearman correlation over 2-3 steps: +-1 or +-0.5) they then push some
+/// wrong answers up: on the GRPO base CorR-PO stalls at 0.72-0.96 depending on the seed and on
+/// f32 rounding. Without the std division they keep their lambda-scaled size, and CorR-PO
+/// reaches 0.92 within 180 steps on each of four seeds (`learning_across_seeds`).
 #[test]
 fn corr_po_learns_digit_sums() {
-    learns(Algo::CorrPo, 0.9, 600);
+    learns(Algo::CorrPo, Base::DrGrpo, 0.9, 600);
+}
+
+/// CorR-PO on its default (GRPO) base learns too, if not as far (see above): a floor that
+/// every seed and build tried clears.
+#[test]
+fn corr_po_on_grpo_base_learns_digit_sums() {
+    learns(Algo::CorrPo, Base::Grpo, 0.7, 600);
 }
 
 fn metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -482,11 +491,16 @@ fn corr_po_reusing_the_update_forward_matches_a_separate_recording() {
 #[ignore]
 fn learning_across_seeds() {
     let task = DigitSum::new(4);
-    for (algo, steps) in [(Algo::Grpo, 400), (Algo::CorrPo, 600)] {
+    let runs = [
+        (Algo::Grpo, Base::Grpo, 400, 0.9),
+        (Algo::CorrPo, Base::DrGrpo, 600, 0.9),
+        (Algo::CorrPo, Base::Grpo, 600, 0.7),
+    ];
+    for (algo, base, steps, target) in runs {
         let mut best = vec![];
         for (ms, ds) in [(7u64, 1u64), (7, 2), (8, 1), (9, 3)] {
             let dir = tempfile::tempdir().unwrap();
-            let mut cfg = learning_config(algo, steps, ds);
+            let mut cfg = learning_config(algo, base, steps, ds);
             cfg.eval_limit = task.len();
             let mut tr = Trainer::new(
                 cfg,
@@ -509,17 +523,16 @@ fn learning_across_seeds() {
                 }
             }
             eprintln!(
-                "{algo:?} model seed {ms}, data seed {ds}: best {top:.2}; every 20 steps: {}",
+                "{algo:?} on {base:?}, model seed {ms}, data seed {ds}: best {top:.2}; every 20 steps: {}",
                 trace.join(" ")
             );
             best.push(top);
         }
-        let reached = best.iter().filter(|&&b| b >= 0.9).count();
-        eprintln!("{algo:?}: {reached} of {} seeds reach 0.9", best.len());
-        assert!(
-            reached * 2 > best.len(),
-            "{algo:?}: only {reached} of {} seeds reach 0.9",
+        let reached = best.iter().filter(|&&b| b >= target).count();
+        eprintln!(
+            "{algo:?} on {base:?}: {reached} of {} seeds reach {target}",
             best.len()
         );
+        assert_eq!(reached, best.len(), "{algo:?} on {base:?}: {best:?}");
     }
 }
