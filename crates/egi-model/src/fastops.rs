@@ -599,12 +599,14 @@ pub fn attention_fwd(
         }
         runs.push(r);
     }
-    // k transposed per kv head: kt[g][d][j].
-    let mut kt = vec![0f32; nkv * hd * t];
+    // k transposed per kv head, rows zero-padded to whole blocks: kt[g][d][j], j < tp.
+    const B: usize = 64;
+    let tp = t.div_ceil(B) * B;
+    let mut kt = vec![0f32; nkv * hd * tp];
     for g in 0..nkv {
         for j in 0..t {
             for d in 0..hd {
-                kt[(g * hd + d) * t + j] = kv[(g * t + j) * hd + d];
+                kt[(g * hd + d) * tp + j] = kv[(g * t + j) * hd + d];
             }
         }
     }
@@ -616,52 +618,69 @@ pub fn attention_fwd(
         .par_chunks_mut(t * ROWS_PER_TASK)
         .zip(ctx3.par_chunks_mut(hd * ROWS_PER_TASK))
         .enumerate()
-        .for_each(|(c, (pc, cc))| {
-            simd!({
-                for (k, (prow, crow)) in pc.chunks_mut(t).zip(cc.chunks_mut(hd)).enumerate() {
-                    let r = c * ROWS_PER_TASK + k;
-                    let (head, i) = (r / t, r % t);
-                    let g = head / n_rep;
-                    let q = &qv[(head * t + i) * hd..(head * t + i + 1) * hd];
-                    let m = &mv[i * t..(i + 1) * t];
-                    let kg = &kt[g * hd * t..(g + 1) * hd * t];
-                    let mut mx = f32::NEG_INFINITY;
-                    for &(a, b) in &runs[i] {
-                        let s = &mut prow[a..b];
-                        for (d, &qd) in q.iter().enumerate() {
-                            let kd = &kg[d * t + a..d * t + b];
-                            for (x, &y) in s.iter_mut().zip(kd) {
-                                *x += qd * y;
+        .for_each_init(
+            || vec![0f32; tp],
+            |sc, (c, (pc, cc))| {
+                simd!({
+                    for (k, (prow, crow)) in pc.chunks_mut(t).zip(cc.chunks_mut(hd)).enumerate() {
+                        let r = c * ROWS_PER_TASK + k;
+                        let (head, i) = (r / t, r % t);
+                        let g = head / n_rep;
+                        let q = &qv[(head * t + i) * hd..(head * t + i + 1) * hd];
+                        let m = &mv[i * t..(i + 1) * t];
+                        let kg = &kt[g * hd * tp..(g + 1) * hd * tp];
+                        // Scores of the whole blocks of B keys that hold visible keys: B
+                        // accumulators that stay in registers over the head dimension (masked
+                        // keys inside such a block are computed and ignored).
+                        let mut next = 0; // first block not yet computed
+                        let blocks = runs[i].iter().flat_map(|&(a, b)| a / B..b.div_ceil(B));
+                        for blk in blocks {
+                            if blk < next {
+                                continue;
+                            }
+                            next = blk + 1;
+                            let j0 = blk * B;
+                            let mut acc = [0f32; B];
+                            for (d, &qd) in q.iter().enumerate() {
+                                let kd = &kg[d * tp + j0..d * tp + j0 + B];
+                                for l in 0..B {
+                                    acc[l] += qd * kd[l];
+                                }
+                            }
+                            sc[j0..j0 + B].copy_from_slice(&acc);
+                        }
+                        let mut mx = f32::NEG_INFINITY;
+                        for &(a, b) in &runs[i] {
+                            let s = &mut prow[a..b];
+                            for ((x, &y), &z) in s.iter_mut().zip(&m[a..b]).zip(&sc[a..b]) {
+                                *x = z * scale + y;
+                            }
+                            mx = mx.max(max(s));
+                        }
+                        let mut total = 0f32;
+                        for &(a, b) in &runs[i] {
+                            let s = &mut prow[a..b];
+                            for x in s.iter_mut() {
+                                *x = exp(*x - mx);
+                            }
+                            total += sum(s);
+                        }
+                        let inv = 1.0 / total;
+                        let vg = &vv[g * t * hd..(g + 1) * t * hd];
+                        for &(a, b) in &runs[i] {
+                            for j in a..b {
+                                let p = prow[j] * inv;
+                                prow[j] = p;
+                                let vr = &vg[j * hd..(j + 1) * hd];
+                                for (o, &x) in crow.iter_mut().zip(vr) {
+                                    *o += p * x;
+                                }
                             }
                         }
-                        for (x, &y) in s.iter_mut().zip(&m[a..b]) {
-                            *x = *x * scale + y;
-                        }
-                        mx = mx.max(max(s));
                     }
-                    let mut total = 0f32;
-                    for &(a, b) in &runs[i] {
-                        let s = &mut prow[a..b];
-                        for x in s.iter_mut() {
-                            *x = exp(*x - mx);
-                        }
-                        total += sum(s);
-                    }
-                    let inv = 1.0 / total;
-                    let vg = &vv[g * t * hd..(g + 1) * t * hd];
-                    for &(a, b) in &runs[i] {
-                        for j in a..b {
-                            let p = prow[j] * inv;
-                            prow[j] = p;
-                            let vr = &vg[j * hd..(j + 1) * hd];
-                            for (o, &x) in crow.iter_mut().zip(vr) {
-                                *o += p * x;
-                            }
-                        }
-                    }
-                }
-            })
-        });
+                })
+            },
+        );
     // [nh, T, hd] -> [T, nh*hd]
     let mut ctx = vec![0f32; t * nh * hd];
     ctx.par_chunks_mut(nh * hd)
