@@ -46,23 +46,33 @@ fn learning_config(algo: Algo, base: Base, max_steps: usize, seed: u64) -> Train
     cfg
 }
 
-fn learns(algo: Algo, base: Base, target: f64, max_steps: usize) {
-    let task = DigitSum::new(4);
-    let model = tiny(Arch::Llama, 7);
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = learning_config(algo, base, max_steps, 1);
+/// A trainer on the digit-sum task with the learning setting, evaluating on every problem.
+fn learner<'a>(
+    task: &'a DigitSum,
+    (algo, base, max_steps): (Algo, Base, usize),
+    (model_seed, seed): (u64, u64),
+    dir: &std::path::Path,
+) -> Trainer<'a> {
+    let mut cfg = learning_config(algo, base, max_steps, seed);
     cfg.eval_limit = task.len();
-    let mut tr = Trainer::new(
+    let model = tiny(Arch::Llama, model_seed);
+    Trainer::new(
         cfg,
         model,
         None,
         GenerationDefaults::default(),
-        &task,
+        task,
         None,
-        dir.path(),
+        dir,
         false,
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn learns(algo: Algo, base: Base, target: f64, max_steps: usize) {
+    let task = DigitSum::new(4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tr = learner(&task, (algo, base, max_steps), (7, 1), dir.path());
     let before = greedy_accuracy(&mut tr, &task);
     assert!(
         before < 0.2,
@@ -500,19 +510,7 @@ fn learning_across_seeds() {
         let mut best = vec![];
         for (ms, ds) in [(7u64, 1u64), (7, 2), (8, 1), (9, 3)] {
             let dir = tempfile::tempdir().unwrap();
-            let mut cfg = learning_config(algo, base, steps, ds);
-            cfg.eval_limit = task.len();
-            let mut tr = Trainer::new(
-                cfg,
-                tiny(Arch::Llama, ms),
-                None,
-                GenerationDefaults::default(),
-                &task,
-                None,
-                dir.path(),
-                false,
-            )
-            .unwrap();
+            let mut tr = learner(&task, (algo, base, steps), (ms, ds), dir.path());
             let (mut top, mut trace) = (0.0f64, vec![]);
             while !tr.done() {
                 tr.step().unwrap();
