@@ -390,7 +390,6 @@ impl Pass {
                     // ctx = P v: dP = dctx v^T, dv = P^T dctx (summed over the heads sharing v).
                     let dp = dctx_g.matmul(&s.v.t()?)?; // [nkv, n_rep*T, T]
                     let dv = s.probs.t()?.matmul(&dctx_g)?; // [nkv, T, hd]
-                                                            // softmax: dS = P (dP - sum(dP P)).
                                                             // Softmax, then the score scale: dS = scale P (dP - sum(dP P)).
                     let ds = match fastops::softmax_bwd(&s.probs, &dp, scale)? {
                         Some(ds) => ds,
