@@ -3,7 +3,7 @@ a model written by `egi save` loads in transformers with the same tokenizer, cha
 and log-probs as the PyTorch fixture.
 
     egi save --model default --out /tmp/smol-hf
-    python tools/xcheck_transformers.py /tmp/smol-hf ../shared/reference/smollm2_public.json
+    python tools/xcheck_transformers.py /tmp/smol-hf test-data/reference/smollm2_public.json
 """
 import json
 import sys

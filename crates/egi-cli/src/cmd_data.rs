@@ -1,6 +1,6 @@
-//! `egi data`: generated data sets. `egi data arith`: seeded arithmetic word problems with
-//! exact integer answers, in the problem/answer JSONL that `egi eval --bench FILE` and `--data`
-//! read.
+//! `egi data`: the data sets bundled with egi (`list`, `export`) and generated ones
+//! (`arith`: seeded arithmetic word problems with exact integer answers, in the problem/answer
+//! JSONL that `egi eval --bench FILE` and `--data` read).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use egi_eval::arith::{generate, parse_ops, parse_steps, to_jsonl, ArithOptions};
+use egi_eval::bundled::{self, BUNDLED};
 
 use crate::common::write_atomic;
 
@@ -19,6 +20,19 @@ pub struct Args {
 
 #[derive(Subcommand)]
 pub enum DataSub {
+    /// The data sets bundled with egi: name, problems, source, license.
+    #[command(
+        long_about = "The data sets bundled with egi (compiled into the binary, so they work from \
+any folder): the five evaluation benchmarks and GSM8K's training split. Each is byte-identical \
+to its upstream file; the sha256 shown is checked by egi's tests. Use a name wherever a data set \
+is asked for: `egi eval --bench NAME`, `egi train --data NAME`, `egi sft --data gsm8k-train`, \
+`egi fingerprint --generate --data NAME`.",
+        after_help = "Examples:\n  egi data list\n  egi data list --json\n  \
+egi data export math500 --out math500.jsonl\n  egi data export aime24 --license"
+    )]
+    List(ListArgs),
+    /// Write a bundled data set (or its license text) to a file or standard output.
+    Export(ExportArgs),
     /// Seeded arithmetic word problems with exact integer answers, as JSONL.
     #[command(
         long_about = "Seeded arithmetic word problems with exact integer answers, as JSONL: one \
@@ -67,10 +81,86 @@ pub struct ArithArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// One JSON object per set (name, file, what, problems, source, license, sha256) instead
+    /// of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The set's name (`egi data list`).
+    name: String,
+    /// Output file (written atomically); standard output if omitted.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The license text instead of the data.
+    #[arg(long)]
+    license: bool,
+}
+
 pub fn run(a: Args) -> Result<()> {
     match a.sub {
+        DataSub::List(a) => list(a),
+        DataSub::Export(a) => export(a),
         DataSub::Arith(a) => arith(a),
     }
+}
+
+fn list(a: ListArgs) -> Result<()> {
+    if a.json {
+        for b in &BUNDLED {
+            let v = serde_json::json!({"name": b.name, "file": b.file, "what": b.what,
+                "problems": b.problems, "source": b.source, "license": b.license, "sha256": b.sha256});
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    let w = BUNDLED.iter().map(|b| b.name.len()).max().unwrap_or(4);
+    let lw = BUNDLED.iter().map(|b| b.license.len()).max().unwrap_or(7);
+    println!(
+        "{:w$}  {:>8}  {:lw$}  source",
+        "name", "problems", "license"
+    );
+    for b in &BUNDLED {
+        println!(
+            "{:w$}  {:>8}  {:lw$}  {}",
+            b.name, b.problems, b.license, b.source
+        );
+    }
+    println!(
+        "\nUse a name wherever a data set is asked for (egi eval --bench, egi train --data, egi sft \
+--data, egi fingerprint --data); `egi data export NAME` writes the file, `--license` its license."
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let b = bundled::find(&a.name).with_context(|| {
+        format!(
+            "{}: not a bundled data set; the names are {}",
+            a.name,
+            bundled::names()
+        )
+    })?;
+    let text = if a.license { b.license_text } else { b.text };
+    match &a.out {
+        Some(p) => {
+            write_atomic(p, text.as_bytes())?;
+            eprintln!("wrote {} ({}) -> {}", b.name, b.file, p.display());
+        }
+        None => {
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `egi data export gsm8k | head` closes the pipe early: not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn arith(a: ArithArgs) -> Result<()> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use egi_eval::data::{bench_file, load_problems, Problem};
+use egi_eval::data::{load_problems, resolve, Problem};
 use egi_eval::metrics::{estimate, pass_at_k};
 use egi_generate::{generate_with_progress, Request, SamplingParams};
 use egi_model::chat::ChatMessage;
@@ -37,15 +37,17 @@ pub enum EvalSub {
 pub struct RunArgs {
     #[arg(long, default_value = "default")]
     model: String,
-    /// gsm8k, math500, aime24, amc23, aime25, or a JSONL/JSON file with problem/answer fields.
+    /// gsm8k, math500, aime24, amc23, aime25 (bundled with egi: `egi data list`), a JSONL/JSON
+    /// file with problem/answer fields, or hf:OWNER/REPO/FILE (builds with --features hub).
     #[arg(long)]
     bench: Option<String>,
     /// Output directory: samples.jsonl, summary.json. Required.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Folder holding the named benchmarks.
-    #[arg(long, default_value = "../shared/data")]
-    data_dir: PathBuf,
+    /// Read the named benchmarks from this folder (gsm8k/test.jsonl, math500/test.jsonl, ...)
+    /// instead of the copies bundled with egi.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Only the first N problems.
     #[arg(long)]
     limit: Option<usize>,
@@ -129,8 +131,9 @@ fn run_eval(a: RunArgs) -> Result<()> {
     };
     let n = if a.greedy { 1 } else { a.n.max(1) };
     let ks = parse_ks(&a.k, n)?;
-    let file = bench_file(&bench, &a.data_dir)?;
-    let problems = load_problems(&file, a.limit)?;
+    let data = resolve(&bench, a.data_dir.as_deref())?;
+    let problems = load_problems(&data, a.limit)?;
+    let data_sha256 = data.sha256()?;
     egi_eval::prompt::render(&a.template, "x")?;
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
@@ -146,7 +149,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
     };
     let temperature = if a.greedy { 0.0 } else { a.temperature };
 
-    let key = json!({"model": a.model, "bench": bench, "n": n, "temperature": temperature, "top_p": a.top_p,
+    let key = json!({"model": a.model, "bench": bench, "data_sha256": data_sha256, "n": n, "temperature": temperature, "top_p": a.top_p,
         "max_new_tokens": a.max_new_tokens, "template": a.template, "raw": a.raw, "seed": a.seed,
         "require_think_close": a.require_think_close});
     let (mut ck, mut rows) = Checkpoint::open(&out, "samples", &key, a.fresh)?;
@@ -271,7 +274,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
         .map(|r| r["tokens"].as_u64().unwrap_or(0) as usize)
         .sum();
     let summary = json!({
-        "model": a.model, "bench": bench, "file": file, "problems": problems.len(), "samples_per_problem": n,
+        "model": a.model, "bench": bench, "file": data.label(), "data_sha256": data_sha256, "problems": problems.len(), "samples_per_problem": n,
         "greedy": a.greedy, "temperature": temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
         "template": a.template, "metrics": metrics, "verdicts": counts,
         "per_problem_pass@1": problems.iter().zip(&p1).map(|(p, v)| (p.id.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),

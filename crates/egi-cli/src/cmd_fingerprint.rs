@@ -80,9 +80,10 @@ pub struct RunArgs {
     /// Let the model write the responses first, to the prompts of --data.
     #[arg(long, requires = "data")]
     generate: bool,
-    /// Benchmark file for --generate: JSONL or JSON with "question", "problem" or "prompt".
+    /// Prompts for --generate: a bundled benchmark (gsm8k, math500, ...; `egi data list`) or a
+    /// JSONL / JSON file with "question", "problem" or "prompt".
     #[arg(long)]
-    data: Option<PathBuf>,
+    data: Option<String>,
     /// Number of prompts taken from --data (the first N).
     #[arg(long, default_value_t = 16)]
     n_prompts: usize,
@@ -215,13 +216,11 @@ fn parse_projections(s: &str) -> Result<Vec<Proj>> {
         .collect()
 }
 
-/// Prompts of a benchmark file: JSONL lines or a JSON array, field question/problem/prompt.
-fn read_bench_prompts(path: &Path, n: usize) -> Result<Vec<(String, String)>> {
-    let rows = egi_eval::data::read_records(path)?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
+/// Prompts of a data set: JSONL lines or a JSON array, field question/problem/prompt.
+fn read_bench_prompts(spec: &str, n: usize) -> Result<Vec<(String, String)>> {
+    let src = egi_eval::data::resolve(spec, None)?;
+    let rows = egi_eval::data::records(&src)?;
+    let stem = src.stem();
     let mut out = vec![];
     for (i, r) in rows.iter().take(n).enumerate() {
         let p = ["question", "problem", "prompt"]
@@ -230,14 +229,14 @@ fn read_bench_prompts(path: &Path, n: usize) -> Result<Vec<(String, String)>> {
             .with_context(|| {
                 format!(
                     "{}: record {} has no \"question\", \"problem\" or \"prompt\" field",
-                    path.display(),
+                    src.label(),
                     i + 1
                 )
             })?;
         out.push((format!("{stem}-{i}"), p.to_string()));
     }
     if out.is_empty() {
-        bail!("{}: no records", path.display());
+        bail!("{}: no records", src.label());
     }
     Ok(out)
 }

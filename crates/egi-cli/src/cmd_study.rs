@@ -47,8 +47,9 @@ pub struct Args {
 pub struct StudyConfig {
     /// Model to study (any --model value).
     pub model: String,
-    /// Folder holding gsm8k/train.jsonl and gsm8k/test.jsonl.
-    pub data_dir: String,
+    /// Read GSM8K from this folder (gsm8k/train.jsonl, gsm8k/test.jsonl) instead of the copies
+    /// bundled with egi.
+    pub data_dir: Option<String>,
     pub seed: u64,
     /// Fingerprints: prompts per measurement and response length.
     pub fp_prompts: usize,
@@ -78,7 +79,7 @@ impl Default for StudyConfig {
     fn default() -> Self {
         StudyConfig {
             model: "default".into(),
-            data_dir: "../shared/data".into(),
+            data_dir: None,
             seed: 1,
             fp_prompts: 16,
             fp_max_new_tokens: 160,
@@ -194,12 +195,13 @@ fn ckpt(run: &Path, step: usize) -> String {
 /// The study's commands, in order. Paths are under `dir`.
 pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
     let p = |s: &str| dir.join(s).display().to_string();
-    let gsm_test = Path::new(&c.data_dir).join("gsm8k/test.jsonl");
-    let gsm_train = Path::new(&c.data_dir).join("gsm8k/train.jsonl");
-    let (gsm_test, gsm_train) = (
-        gsm_test.display().to_string(),
-        gsm_train.display().to_string(),
-    );
+    let (gsm_test, gsm_train) = match &c.data_dir {
+        None => ("gsm8k".to_string(), "gsm8k-train".to_string()),
+        Some(d) => (
+            Path::new(d).join("gsm8k/test.jsonl").display().to_string(),
+            Path::new(d).join("gsm8k/train.jsonl").display().to_string(),
+        ),
+    };
     let mut st: Vec<Stage> = vec![];
     let mut add = |name: &str, args: Vec<String>| {
         st.push(Stage {

@@ -32,10 +32,10 @@ pub struct TrainArgs {
     #[arg(long)]
     model: Option<String>,
     /// Training problems: a JSONL/JSON file with problem + answer (what `egi eval` and
-    /// `egi data arith` use), or a benchmark name (gsm8k, math500, ...) under --data-dir.
+    /// `egi data arith` use), or a bundled set's name (gsm8k, math500, ...; `egi data list`).
     #[arg(long)]
     data: Option<String>,
-    /// Where benchmark names are looked up (default ../shared/data).
+    /// Read named sets from this folder instead of the copies bundled with egi.
     #[arg(long)]
     data_dir: Option<String>,
     /// Use only the first N problems.
@@ -153,7 +153,6 @@ impl TrainArgs {
         set!(
             model,
             data,
-            data_dir,
             max_steps,
             group_size,
             batch_prompts,
@@ -178,6 +177,9 @@ impl TrainArgs {
             keep_last,
             seed
         );
+        if self.data_dir.is_some() {
+            c.data_dir = self.data_dir.clone();
+        }
         set!(eval_every, eval_limit, template);
         if self.limit.is_some() {
             c.limit = self.limit;
@@ -230,10 +232,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         "{}",
         toml::to_string(&cfg).unwrap_or_else(|_| format!("{cfg:#?}"))
     );
-    let problems = egi_eval::data::load_problems(
-        &egi_eval::data::bench_file(&cfg.data, Path::new(&cfg.data_dir))?,
-        cfg.limit,
-    )?;
+    let data_dir = cfg.data_dir.as_deref().map(Path::new);
+    let problems =
+        egi_eval::data::load_problems(&egi_eval::data::resolve(&cfg.data, data_dir)?, cfg.limit)?;
     let m = load_model(&cfg.model)?;
     let eos = m.eos_ids();
     let egi_model::LoadedModel {
@@ -247,7 +248,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let eval_task = match &cfg.eval_data {
         Some(d) => Some(MathTask::new(
             egi_eval::data::load_problems(
-                &egi_eval::data::bench_file(d, Path::new(&cfg.data_dir))?,
+                &egi_eval::data::resolve(d, data_dir)?,
                 Some(cfg.eval_limit),
             )?,
             tok,
@@ -311,7 +312,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
-egi sft --model default --data ../shared/data/gsm8k/train.jsonl --out runs/sft --max-steps 200\n  \
+egi sft --model default --data gsm8k-train --out runs/sft --max-steps 200\n  \
 egi sft --model default --data pairs.jsonl --out runs/sft --trainable lora --lora-rank 16\n  \
 egi sft --out runs/sft --resume\n\n\
 Data: JSONL with {\"prompt\", \"response\"}, or GSM8K {\"question\", \"answer\"} (calculator\n\
@@ -320,6 +321,7 @@ The loss is the mean negative log-likelihood of the response tokens (prompt toke
 pub struct SftArgs {
     #[arg(long)]
     model: Option<String>,
+    /// Training pairs: a JSONL file, or gsm8k-train (GSM8K's training split, bundled with egi).
     #[arg(long)]
     data: Option<String>,
     #[arg(long)]
@@ -394,7 +396,7 @@ pub fn sft(a: SftArgs) -> Result<()> {
         c.trainable = parse::<Trainable>(t, "trainable", "all, attention or lora")?;
     }
     if c.data.is_empty() {
-        bail!("no training data: pass --data FILE.jsonl");
+        bail!("no training data: pass --data FILE.jsonl (or gsm8k-train, bundled with egi)");
     }
     if !a.resume && egi_rl::checkpoint::latest(&a.out).is_some() {
         bail!(
@@ -407,7 +409,7 @@ pub fn sft(a: SftArgs) -> Result<()> {
         a.out.display()
     );
     eprintln!("{}", toml::to_string(&c).unwrap_or_default());
-    let pairs = sft::read_pairs(Path::new(&c.data), c.limit)?;
+    let pairs = sft::read_pairs(&egi_eval::data::resolve(&c.data, None)?, c.limit)?;
     let m = load_model(&c.model)?;
     let eos = m.eos_ids().first().copied();
     let egi_model::LoadedModel {

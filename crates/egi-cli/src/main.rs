@@ -13,7 +13,7 @@ mod cmd_train;
 mod common;
 mod study_report;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,7 @@ egi eval --model default --bench gsm8k --limit 100 --greedy --out eval-gsm8k\n  
 egi verify --answer \"so \\\\boxed{3/4}\" --gold 0.75\n  \
 egi data arith --n 2000 --steps 1..2 --out arith.jsonl\n  \
 egi train --algo corr-po --model default --data arith.jsonl --out runs/corrpo --max-steps 50\n  \
-egi sft --model default --data ../shared/data/gsm8k/train.jsonl --out runs/sft\n  \
+egi sft --model default --data gsm8k-train --out runs/sft\n  \
 egi plot runs/grpo runs/corrpo --out plots\n  \
 egi study --config configs/study.toml --out runs/study\n  \
 egi generate --model default --chat --prompt \"What is 12 * 7?\"\n  \
@@ -52,7 +52,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Entropy / gradient-influence fingerprint of responses (METHOD.md sections 1-2), or
+    /// Entropy / gradient-influence fingerprint of responses (docs/method.md sections 2-3), or
     /// `egi fingerprint compare DIR...`.
     Fingerprint(cmd_fingerprint::Args),
     /// Accuracy on a math benchmark: Pass@1, Pass@k, greedy accuracy with CIs; or
@@ -73,10 +73,10 @@ enum Cmd {
     /// Measure prefill, decode (batch 1 and 16) and forward+backward speed; with --probe, the
     /// fingerprint's fast path against its oracle. Prints a table.
     Bench(bench::Args),
-    /// Generate data sets: `egi data arith` writes seeded arithmetic word problems with exact
-    /// answers as problem/answer JSONL.
+    /// Data sets: `egi data list` shows those bundled with egi (GSM8K, MATH-500, AIME24/25,
+    /// AMC23); `egi data arith` writes seeded arithmetic word problems with exact answers.
     Data(cmd_data::Args),
-    /// RL from verifiable rewards: CorR-PO, GRPO, Dr.GRPO, DAPO, GSPO (METHOD.md sections 3-4).
+    /// RL from verifiable rewards: CorR-PO, GRPO, Dr.GRPO, DAPO, GSPO (docs/method.md sections 4-5).
     Train(Box<cmd_train::TrainArgs>),
     /// Supervised fine-tuning on prompt/response pairs (e.g. GSM8K worked solutions).
     Sft(cmd_train::SftArgs),
@@ -85,10 +85,36 @@ enum Cmd {
     Study(cmd_study::Args),
 }
 
+/// Where every `--help` sends readers for what egi computes: a file of the repository.
+const METHOD_POINTER: &str =
+    "What egi computes, every option and the reasons for its defaults: docs/method.md in egi's repository.";
+
+/// Every command's help ends with [`METHOD_POINTER`].
+fn with_method_pointer(cmd: clap::Command) -> clap::Command {
+    let help = match cmd.get_after_help() {
+        Some(h) => format!("{h}\n\n{METHOD_POINTER}"),
+        None => METHOD_POINTER.to_string(),
+    };
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let mut cmd = cmd.after_help(help);
+    for n in names {
+        cmd = cmd.mut_subcommand(n, with_method_pointer);
+    }
+    cmd
+}
+
+fn parse_cli() -> Cli {
+    let matches = with_method_pointer(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() {
     // Before any thread starts: freed tensors stay in the process for the next step.
     egi_model::alloc::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

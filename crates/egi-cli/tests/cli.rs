@@ -1,5 +1,5 @@
 //! The `egi` binary on the real default model (SmolLM2-135M-Instruct, fetched once into the
-//! cache) against the PyTorch fixture in ../shared/reference/smollm2_public.json.
+//! cache) against the PyTorch fixture in test-data/reference/smollm2_public.json.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,12 +8,12 @@ fn egi() -> Command {
     Command::new(env!("CARGO_BIN_EXE_egi"))
 }
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+fn test_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-data")
 }
 
 fn fixture() -> serde_json::Value {
-    let p = shared().join("reference/smollm2_public.json");
+    let p = test_data().join("reference/smollm2_public.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -211,4 +211,38 @@ fn bad_input_gives_one_line_errors_and_no_output() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// Every command's --help points at the method document, which exists in the repository.
+#[test]
+fn every_help_points_to_the_method_doc() {
+    let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/method.md");
+    assert!(doc.is_file(), "{}", doc.display());
+    let cmds: &[&[&str]] = &[
+        &[],
+        &["fingerprint"],
+        &["fingerprint", "compare"],
+        &["eval"],
+        &["eval", "compare"],
+        &["verify"],
+        &["generate"],
+        &["score"],
+        &["plot"],
+        &["save"],
+        &["info"],
+        &["bench"],
+        &["data", "list"],
+        &["data", "export"],
+        &["data", "arith"],
+        &["train"],
+        &["sft"],
+        &["study"],
+    ];
+    for c in cmds {
+        let o = egi().args(*c).arg("--help").output().unwrap();
+        assert!(o.status.success(), "{c:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("docs/method.md"), "egi {c:?} --help: {text}");
+        assert!(!text.contains("../shared"), "egi {c:?} --help");
+    }
 }

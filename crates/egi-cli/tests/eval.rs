@@ -1,4 +1,5 @@
-//! `egi eval` and `egi verify` end to end on the default model and the shared GSM8K file.
+//! `egi eval` and `egi verify` end to end on the default model and GSM8K as bundled with egi,
+//! run from an empty folder (nothing beside the binary but the model cache).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,10 +8,6 @@ use serde_json::Value;
 
 fn egi() -> Command {
     Command::new(env!("CARGO_BIN_EXE_egi"))
-}
-
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
 
 fn eval(out: &Path, extra: &[&str]) -> std::process::Output {
@@ -25,9 +22,8 @@ fn eval(out: &Path, extra: &[&str]) -> std::process::Output {
             "3",
             "--max-new-tokens",
             "48",
-            "--data-dir",
         ])
-        .arg(data_dir())
+        .current_dir(out.parent().unwrap())
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -44,6 +40,11 @@ fn eval_writes_samples_and_summary_and_compares() {
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(g.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["problems"], 3);
+    assert_eq!(s["file"], "bundled:gsm8k");
+    assert_eq!(
+        s["data_sha256"],
+        "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"
+    );
     let p1 = &s["metrics"]["pass@1"];
     let m = p1["mean"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&m));
@@ -138,4 +139,63 @@ fn verify_command_single_and_file() {
     assert_eq!(rows[0]["verdict"], "correct");
     assert_eq!(rows[1]["verdict"], "wrong");
     assert_eq!(rows[1]["extracted"], "5");
+}
+
+#[test]
+fn bundled_data_is_listed_and_exported_from_an_empty_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = egi()
+        .args(["data", "list", "--json"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sets: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, u64)> = sets
+        .iter()
+        .map(|s| {
+            assert!(!s["license"].as_str().unwrap().is_empty());
+            assert!(s["source"].as_str().unwrap().contains('@'));
+            (
+                s["name"].as_str().unwrap().into(),
+                s["problems"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("gsm8k", 1319),
+        ("math500", 500),
+        ("aime24", 30),
+        ("aime25", 30),
+        ("amc23", 40),
+        ("gsm8k-train", 7473),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(n, c)| (n.to_string(), c)).to_vec(),
+        "egi data list"
+    );
+    let table = egi()
+        .args(["data", "list"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("MIT (OpenAI)"));
+    // export writes the bundled bytes, identical to the file in the repository
+    let f = tmp.path().join("aime24.jsonl");
+    let o = egi()
+        .args(["data", "export", "aime24", "--out"])
+        .arg(&f)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../egi-eval/data/aime24/test.jsonl");
+    assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(repo).unwrap());
+    let o = egi().args(["data", "export", "gsm9k"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gsm8k, math500"));
 }

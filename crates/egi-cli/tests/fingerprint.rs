@@ -12,7 +12,7 @@ fn egi() -> Command {
 
 fn fixture() -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/smollm2_public.json");
+        .join("../../test-data/reference/smollm2_public.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

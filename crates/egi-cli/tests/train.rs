@@ -193,7 +193,7 @@ fn sft_on_gsm8k_solutions_lowers_the_loss() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gsm.jsonl");
     let train = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gsm8k/train.jsonl"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../egi-eval/data/gsm8k/train.jsonl"),
     )
     .unwrap();
     write(&data, &train.lines().take(4).collect::<Vec<_>>().join("\n"));

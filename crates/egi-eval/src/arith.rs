@@ -1712,7 +1712,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("arith.jsonl");
         std::fs::write(&f, to_jsonl(&ps)).unwrap();
-        let loaded = crate::data::load_problems(&f, None).unwrap();
+        let loaded = crate::data::load_problems(&crate::data::DataSource::File(f), None).unwrap();
         assert_eq!(loaded.len(), ps.len());
         for (l, p) in loaded.iter().zip(&ps) {
             assert_eq!((&l.id, &l.problem, &l.gold), (&p.id, &p.problem, &p.answer));

@@ -1,8 +1,10 @@
-//! egi-eval: what an evaluation needs besides a model: the benchmark files ([`data`]), the
+//! egi-eval: what an evaluation needs besides a model: the data sets bundled with egi
+//! ([`bundled`]), how a data set is named and read ([`data`]), the
 //! prompt templates ([`prompt`]) and the metrics with their uncertainty ([`metrics`]); and
 //! generated training problems with exact answers ([`arith`]).
 
 pub mod arith;
+pub mod bundled;
 pub mod data;
 pub mod metrics;
 pub mod prompt;

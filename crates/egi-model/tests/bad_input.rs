@@ -6,7 +6,7 @@ use candle_core::{DType, Device};
 
 fn tiny(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/tiny")
+        .join("../../test-data/reference/tiny")
         .join(name)
 }
 

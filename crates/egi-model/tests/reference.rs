@@ -1,16 +1,16 @@
 //! Logits of the tiny transformers-5 checkpoints (Llama, Llama-3 rope scaling, Qwen2, Qwen3)
-//! against the PyTorch values in ../shared/reference/tiny/*/reference.json.
+//! against the PyTorch values in test-data/reference/tiny/*/reference.json.
 
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 
-pub fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+pub fn test_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-data")
 }
 
 fn check(name: &str) {
-    let dir = shared().join("reference/tiny").join(name);
+    let dir = test_data().join("reference/tiny").join(name);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();

@@ -53,7 +53,7 @@ fn default_model_saved_and_reloaded_gives_identical_logits() {
 #[test]
 fn tiny_checkpoint_round_trips_and_save_replaces_atomically() {
     let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/tiny/qwen2");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-data/reference/tiny/qwen2");
     let a = egi_model::load(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m");

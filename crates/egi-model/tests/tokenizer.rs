@@ -43,12 +43,7 @@ fn smollm() -> &'static Tokenizer {
 }
 
 fn reference_dir() -> PathBuf {
-    let in_repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference");
-    if in_repo.is_dir() {
-        in_repo
-    } else {
-        PathBuf::from("/work/shared/reference")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-data/reference")
 }
 
 struct Token {

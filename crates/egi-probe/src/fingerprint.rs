@@ -1,6 +1,6 @@
 //! The fingerprint of one response: per-token entropy, logit, log-prob and gradient
 //! influence (mean norm of d target / d W over the chosen q/k/v/o matrices), steps, and the
-//! entropy-influence correlations (METHOD.md section 1).
+//! entropy-influence correlations (docs/method.md section 2).
 
 use std::time::Instant;
 

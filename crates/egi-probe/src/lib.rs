@@ -1,4 +1,4 @@
-//! egi-probe: the entropy / logit-gradient fingerprint (METHOD.md sections 1-2).
+//! egi-probe: the entropy / logit-gradient fingerprint (docs/method.md sections 2-3).
 //!
 //! - [`tape`]: one recorded forward pass and a hand-written backward for many targets at once;
 //! - [`norms`]: nuclear / Frobenius norms of G = D^T X from small Gram matrices;

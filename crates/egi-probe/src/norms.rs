@@ -11,7 +11,7 @@
 use anyhow::{bail, Result};
 use faer::{Mat, Side};
 
-/// Which norm of the gradient (METHOD.md section 1; default nuclear).
+/// Which norm of the gradient (docs/method.md section 2; default nuclear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {

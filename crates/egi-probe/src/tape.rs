@@ -577,7 +577,7 @@ impl Tape {
     }
 }
 
-/// Which scalar's gradient is measured (METHOD.md section 1; default: the raw logit).
+/// Which scalar's gradient is measured (docs/method.md section 2; default: the raw logit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {

@@ -164,7 +164,7 @@ fn subsets_of_matrices() {
 fn tiny_checkpoints_match_pytorch_nuclear_norms() {
     for name in ["llama", "llama3-rope-scaling", "qwen2", "qwen3"] {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/tiny")
+            .join("../../test-data/reference/tiny")
             .join(name);
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())

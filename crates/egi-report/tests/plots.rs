@@ -92,13 +92,8 @@ fn diff_rows(a: &(u32, u32, Vec<u8>), b: &(u32, u32, Vec<u8>), y0: u32, y1: u32)
         .count()
 }
 
-fn shared() -> PathBuf {
-    let in_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if in_repo.is_dir() {
-        in_repo
-    } else {
-        PathBuf::from("/work/shared")
-    }
+fn test_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-data")
 }
 
 struct Case {
@@ -110,7 +105,7 @@ struct Case {
 }
 
 fn fixture_case(i: usize) -> Case {
-    let path = shared().join("reference/smollm2_public.json");
+    let path = test_data().join("reference/smollm2_public.json");
     let fx: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let c = &fx["cases"][i];

@@ -118,13 +118,8 @@ fn correlations_undefined_cases_are_none() {
     ));
 }
 
-fn shared() -> PathBuf {
-    let in_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if in_repo.is_dir() {
-        in_repo
-    } else {
-        PathBuf::from("/work/shared")
-    }
+fn test_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-data")
 }
 
 fn column(items: &serde_json::Value, key: &str) -> Vec<f64> {
@@ -138,7 +133,7 @@ fn column(items: &serde_json::Value, key: &str) -> Vec<f64> {
 
 #[test]
 fn spearman_matches_pytorch_fixture() {
-    let path = shared().join("reference/smollm2_public.json");
+    let path = test_data().join("reference/smollm2_public.json");
     let fx: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let cases = fx["cases"].as_array().unwrap();

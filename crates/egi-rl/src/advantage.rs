@@ -1,4 +1,4 @@
-//! Group-relative advantages (METHOD.md sections 3-4).
+//! Group-relative advantages (docs/method.md sections 4-5).
 
 /// How a group's centred rewards are scaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

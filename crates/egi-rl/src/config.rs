@@ -76,10 +76,11 @@ pub struct TrainConfig {
     /// CorR-PO's base algorithm (ignored by the others, which are their own base).
     pub base: Base,
     pub model: String,
-    /// A data file (JSONL / JSON with problem + answer) or a benchmark name (gsm8k, math500,
-    /// ...) under `data_dir`.
+    /// A data file (JSONL / JSON with problem + answer), a bundled set's name (gsm8k, math500,
+    /// ...; `egi data list`) or hf:OWNER/REPO/FILE.
     pub data: String,
-    pub data_dir: String,
+    /// Read named sets from this folder instead of the copies bundled with egi.
+    pub data_dir: Option<String>,
     /// Use the first N problems only.
     pub limit: Option<usize>,
     /// Prompt template: boxed, plain, or a text containing {problem}.
@@ -141,7 +142,7 @@ pub struct TrainConfig {
     pub eval_data: Option<String>,
     pub eval_limit: usize,
 
-    /// Fingerprint used by CorR-PO's reward (METHOD.md section 1 options).
+    /// Fingerprint used by CorR-PO's reward (docs/method.md section 2 options).
     pub fp_step_delim: String,
     /// "sum-logits" (one backward per step, default here: it is what makes CorR-PO cheap) or
     /// "mean" (one backward per token, the paper's default for measurement).
@@ -165,7 +166,7 @@ impl Default for TrainConfig {
             base: Base::Grpo,
             model: "default".into(),
             data: String::new(),
-            data_dir: "../shared/data".into(),
+            data_dir: None,
             limit: None,
             template: "boxed".into(),
             raw: false,

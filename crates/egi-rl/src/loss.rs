@@ -1,4 +1,4 @@
-//! Policy-gradient losses of METHOD.md section 4, on one micro-batch of response tokens.
+//! Policy-gradient losses of docs/method.md section 5, on one micro-batch of response tokens.
 //!
 //! Tokens are flattened: token j belongs to local sequence `seq[j]`. Every loss is written as a
 //! weighted sum over tokens (or sequences, for GSPO) whose weights carry the algorithm's

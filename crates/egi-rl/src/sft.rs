@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
+use egi_eval::data::DataSource;
 use egi_model::{chat::ChatMessage, GenerationDefaults, Tokenizer, Transformer};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,7 +25,8 @@ pub struct SftConfig {
     pub name: Option<String>,
     pub model: String,
     /// JSONL with {"prompt", "response"}, or GSM8K-style {"question", "answer"} whose answer
-    /// holds a worked solution ending in "#### N" (converted, see [`gsm8k_solution`]).
+    /// holds a worked solution ending in "#### N" (converted, see [`gsm8k_solution`]); or a
+    /// bundled set's name (gsm8k-train).
     pub data: String,
     pub limit: Option<usize>,
     /// Template for the prompt (boxed, plain, or text with {problem}).
@@ -128,10 +130,10 @@ pub fn gsm8k_solution(answer: &str) -> Option<String> {
     ))
 }
 
-/// (prompt, response) pairs of a JSONL file; errors name the line.
-pub fn read_pairs(path: &Path, limit: Option<usize>) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+/// (prompt, response) pairs of a JSONL data set; errors name the line.
+pub fn read_pairs(src: &DataSource, limit: Option<usize>) -> Result<Vec<(String, String)>> {
+    let text = src.text()?;
+    let label = src.label();
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -141,7 +143,7 @@ pub fn read_pairs(path: &Path, limit: Option<usize>) -> Result<Vec<(String, Stri
             break;
         }
         let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))?;
+            .with_context(|| format!("{}:{}: not valid JSON", label, i + 1))?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
         let pair = match (s("prompt"), s("response"), s("question"), s("answer")) {
             (Some(p), Some(r), _, _) => (p, r),
@@ -149,20 +151,20 @@ pub fn read_pairs(path: &Path, limit: Option<usize>) -> Result<Vec<(String, Stri
                 Some(r) => (q, r),
                 None => bail!(
                     "{}:{}: \"answer\" has no \"#### N\" final line; give \"prompt\" and \"response\" instead",
-                    path.display(),
+                    label,
                     i + 1
                 ),
             },
             _ => bail!(
                 "{}:{}: need \"prompt\" and \"response\" (or GSM8K \"question\" and \"answer\")",
-                path.display(),
+                label,
                 i + 1
             ),
         };
         out.push(pair);
     }
     if out.is_empty() {
-        bail!("{}: no examples", path.display());
+        bail!("{}: no examples", label);
     }
     Ok(out)
 }

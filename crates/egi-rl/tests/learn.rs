@@ -32,8 +32,8 @@ fn greedy_accuracy(tr: &mut Trainer, task: &DigitSum) -> f64 {
     e["accuracy"].as_f64().unwrap()
 }
 
-/// The learning tests' setting: GRPO's usual k3 KL to the initial policy (beta 0.04, METHOD.md
-/// section 4), on the given base. Without the KL the tiny policy collapses onto some wrong
+/// The learning tests' setting: GRPO's usual k3 KL to the initial policy (beta 0.04, docs/method.md
+/// section 5), on the given base. Without the KL the tiny policy collapses onto some wrong
 /// answers for good (it turns deterministic, its groups all-equal): across four seeds GRPO
 /// then stalled once at 0.72 and CorR-PO reached 0.20-0.88. With it GRPO reaches 1.0 on all
 /// four (0.92 by step 160, 1.0 by step 360). `learning_across_seeds` below reruns that check.

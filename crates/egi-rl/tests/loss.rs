@@ -1,5 +1,5 @@
-//! Every loss, advantage and reward against values computed by hand from METHOD.md sections
-//! 3-4 (ratios chosen on both sides of each clip boundary; gradients checked too).
+//! Every loss, advantage and reward against values computed by hand from docs/method.md sections
+//! 4-5 (ratios chosen on both sides of each clip boundary; gradients checked too).
 
 use candle_core::{Device, Tensor, Var};
 use egi_rl::advantage::{all_equal, group_advantages, Scale};

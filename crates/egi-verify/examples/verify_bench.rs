@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
         format!(
-            "{}/../../../shared/data/gsm8k/test.jsonl",
+            "{}/../egi-eval/data/gsm8k/test.jsonl",
             env!("CARGO_MANIFEST_DIR")
         )
     });

@@ -1,36 +1,28 @@
-//! Self-consistency on the benchmark files in ../shared/data (read by path).
+//! Self-consistency on real benchmark files: the sets egi bundles (crates/egi-eval/data) and
+//! the test-only ones in test-data/ (MATH's 5000-problem test split, AIME 2025's second
+//! source). Read by path: egi-verify does not depend on egi-eval.
 
 use egi_verify::{gold_from_record, verify, Options, Status};
 use std::path::PathBuf;
 
-fn data(rel: &str) -> Option<Vec<serde_json::Value>> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    let text = std::fs::read_to_string(&p).ok()?;
-    Some(
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("valid jsonl"))
-            .collect(),
-    )
-}
-
-macro_rules! load {
-    ($rel:expr) => {
-        match data($rel) {
-            Some(d) => d,
-            None => {
-                eprintln!("skipping: {} not found", $rel);
-                return;
-            }
-        }
-    };
+fn data(rel: &str) -> Vec<serde_json::Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let p = [root.join("../egi-eval/data"), root.join("../../test-data")]
+        .into_iter()
+        .map(|d| d.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{rel}: in neither crates/egi-eval/data nor test-data"));
+    std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("valid jsonl"))
+        .collect()
 }
 
 #[test]
 fn math500_solution_matches_answer() {
-    let recs = load!("math500/test.jsonl");
+    let recs = data("math500/test.jsonl");
     let opts = Options::default();
     let mut bad = Vec::new();
     let mut methods = std::collections::BTreeMap::new();
@@ -67,13 +59,7 @@ fn math500_solution_matches_answer() {
 }
 
 fn golds_parse(rel: &str, expect_n: Option<usize>) {
-    let recs = match data(rel) {
-        Some(d) => d,
-        None => {
-            eprintln!("skipping: {rel} not found");
-            return;
-        }
-    };
+    let recs = data(rel);
     if let Some(n) = expect_n {
         assert_eq!(recs.len(), n, "{rel}");
     }
@@ -99,7 +85,7 @@ fn golds_parse(rel: &str, expect_n: Option<usize>) {
 #[test]
 fn gsm8k_golds_parse() {
     golds_parse("gsm8k/test.jsonl", Some(1319));
-    let recs = load!("gsm8k/test.jsonl");
+    let recs = data("gsm8k/test.jsonl");
     for r in &recs {
         let g = gold_from_record(r).unwrap();
         assert!(!g.contains(','), "thousands commas stripped: {g}");
@@ -124,7 +110,7 @@ fn aime25_golds_parse() {
 #[test]
 fn amc23_golds_parse() {
     golds_parse("amc23/test.jsonl", Some(40));
-    let recs = load!("amc23/test.jsonl");
+    let recs = data("amc23/test.jsonl");
     for r in &recs {
         let g = gold_from_record(r).unwrap();
         assert!(
@@ -142,7 +128,7 @@ fn math500_golds_parse_against_themselves() {
 #[test]
 fn math_test_5000_golds_parse() {
     // MATH test: gold = last \boxed of the solution; report structural parse failures
-    let recs = load!("math/test.jsonl");
+    let recs = data("math/test.jsonl");
     let opts = Options::default();
     let mut unparsed = Vec::new();
     for (i, r) in recs.iter().enumerate() {
