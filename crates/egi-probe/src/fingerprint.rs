@@ -73,10 +73,14 @@ impl Default for ProbeOptions {
 impl ProbeOptions {
     /// The (layer, projection) matrices measured, in fixture order (layer-major, q k v o).
     pub fn matrices(&self, n_layers: usize) -> Result<Vec<(usize, Proj)>> {
-        let layers: Vec<usize> = match &self.layers {
+        let mut layers: Vec<usize> = match &self.layers {
             Some(l) => l.clone(),
             None => (0..n_layers).collect(),
         };
+        // Each matrix once, in model order: a layer listed twice ("0-3,2") would otherwise be
+        // averaged in twice, its second copy never filled.
+        layers.sort_unstable();
+        layers.dedup();
         if let Some(&bad) = layers.iter().find(|&&l| l >= n_layers) {
             bail!(
                 "layer {bad} does not exist (the model has {n_layers} layers, 0..{})",
@@ -437,4 +441,27 @@ pub fn fingerprint_tape(
         seconds: t0.elapsed().as_secs_f64(),
         backward_flops: flops,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrices_are_unique_and_in_model_order() {
+        let o = ProbeOptions {
+            layers: Some(vec![3, 0, 1, 2, 2]),
+            projections: vec![Proj::V, Proj::Q],
+            ..ProbeOptions::default()
+        };
+        let m = o.matrices(4).unwrap();
+        let want: Vec<(usize, Proj)> = (0..4).flat_map(|l| [(l, Proj::Q), (l, Proj::V)]).collect();
+        assert_eq!(m, want);
+        assert!(ProbeOptions {
+            layers: Some(vec![4]),
+            ..ProbeOptions::default()
+        }
+        .matrices(4)
+        .is_err());
+    }
 }
