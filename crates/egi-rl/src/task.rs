@@ -97,8 +97,13 @@ impl Task for MathTask<'_> {
         let v = egi_verify::verify(response, &self.problems[i].gold, &self.opts);
         Check {
             correct: v.status == egi_verify::Status::Correct,
+            // an explicit answer (box, "####", "The answer is"), not one guessed
+            // from the last math or number of the text
             formatted: v.extracted.as_ref().is_some_and(|e| {
-                e.method != ExtractMethod::LastNumber && e.method != ExtractMethod::Whole
+                !matches!(
+                    e.method,
+                    ExtractMethod::LastNumber | ExtractMethod::Whole | ExtractMethod::InlineMath
+                )
             }),
         }
     }

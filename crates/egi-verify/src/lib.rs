@@ -1,22 +1,74 @@
 //! Math answer verification for reasoning-LLM research, with no ML dependencies.
 //!
 //! * [`extract_answer`] takes the final answer out of a model response
-//!   (last `\boxed{}`/`\fbox{}`, GSM8K `#### N`, "the answer is ...", the whole
-//!   response when it is a bare answer, else the last number).
+//!   (last `\boxed{}`/`\fbox{}`, GSM8K `#### N`, "the answer is ...", the last
+//!   inline math, the whole response when it is a bare answer, else the last
+//!   number).
 //! * [`verify`] / [`verify_any`] compare it with a gold answer: normalised
 //!   string, then numbers with a relative tolerance, then structure (tuples,
-//!   intervals, sets, matrices, equations) and algebraic expressions by
-//!   evaluation at seeded random points.
+//!   intervals, inequalities, sets, matrices, equations) and algebraic
+//!   expressions by evaluation at seeded random points.
 //! * [`gold_from_record`] reads the gold answer of GSM8K / MATH / AIME / AMC records.
 //!
 //! Every call is bounded: answers over [`MAX_ANSWER_BYTES`] are refused for
 //! parsing, LaTeX and expression nesting and sizes are capped, and extraction
 //! is linear in the response length. Nothing panics on any input; a parse
 //! failure is reported as `UnparsableAnswer` / `UnparsableGold`, never `Wrong`.
+//!
+//! # Policy
+//!
+//! What counts as the same answer. The cases that pin each row down are in
+//! `tests/graders.rs` and `tests/cases.rs`. Where strong graders (math-verify,
+//! Qwen's `math_equal`, NeMo-Skills, MARIO) disagree, the choice and the reason
+//! are given.
+//!
+//! | answer and gold | verdict | why |
+//! |---|---|---|
+//! | `x \geq 3`, `x >= 3`, `3 \le x`, `-x \le -3` | one answer | an inequality is the set of points it holds on, tested at every boundary and either side of it |
+//! | `x < 3` vs `x \le 3`; `(1, 2)` vs `(1, 2]` | different | open and closed ends differ |
+//! | interval answer `(3, \infty)` to inequality gold `x > 3` | correct | the same points, in set notation |
+//! | inequality answer `x > 3` to interval gold `(3, \infty)` | **wrong** | the question asked for interval notation; math-verify's default (its `allow_set_relation_comp` off); Qwen's grader would accept |
+//! | `x < -2 \text{ or } x > 3` vs `(-\infty,-2) \cup (3,\infty)` | correct (interval answer) | "or" joins inequalities into a union, "and" intersects them |
+//! | `(3, 2)` vs `(2, 3)` | different | tuples are ordered |
+//! | `\{1, 2\}` vs `\{2, 1\}`, `2, 1` | one answer | sets and bare lists are unordered; repeats do not count |
+//! | `(1, 2)` vs `\{1, 2\}` | different | a tuple is not a set |
+//! | bare list `3, 2` or `x = 3, y = 2` vs tuple `(3, 2)` | correct, in order | math-verify reads `{3, 2}` (LaTeX braces) as the tuple's entries |
+//! | `(p, q) = (3, 2)` vs `(3, 2)`; `f(x) = x^2` vs `x^2`; `k = 4` vs `4` | one answer | a name on the left only labels the value |
+//! | `m + n = 109` vs `109` | correct | a left side made only of unknowns names the quantity asked for; `x^2 = 4` vs `4` stays wrong |
+//! | `7 + 5 = 12`, `x = 2 + 3 = 5`, `\angle ABC = 40^\circ` vs the last member | correct | a chain's value is its last member, as math-verify reads it (even a false chain: `1 = 2 = 3` is 3) |
+//! | `x \approx 11` vs `11`; `\frac{1}{3} \approx 0.33` vs `\frac13` | correct | the exact member is the answer: after a name, the right side; else the left |
+//! | `y = 2x + 3` vs `4x - 2y + 6 = 0` | one answer | equations are equal when `lhs - rhs` agree up to a non-zero constant factor |
+//! | `x^2 = 4` vs `x = 2` | different | not proportional: the solution sets differ |
+//! | row `\begin{pmatrix}1&2\end{pmatrix}` vs column `\begin{pmatrix}1\\\\2\end{pmatrix}` | different | shapes differ; a tuple `(1, 2)` matches either, as a vector |
+//! | `\begin{pmatrix}..\end{pmatrix} + \begin{pmatrix}..\end{pmatrix}` vs the sum | correct | matrix sums, scalar multiples and products are evaluated |
+//! | `25\%` vs `25` and vs `0.25` | correct | with a percent sign both readings stand; `0.25` vs a bare `25` stays wrong (Qwen's grader accepts any factor of 100, math-verify none) |
+//! | `1.732` vs `\sqrt3`, `2.6667` vs `\frac83` | correct | a decimal of two or more places for an irrational or repeating value is accepted within 1e-4 relative, as Qwen's grader does |
+//! | `3.14` vs `\pi`, `0.33` vs `\frac13`, `100.01` vs `100` | wrong | too coarse (math-verify accepts only when told the rounding); finite decimals must agree to `rel_tol` (1e-6), two integers exactly |
+//! | `1000,99` or `0,111` vs `1000.99`, `0.111` | correct | a comma that is no thousands separator may be a decimal comma |
+//! | `10,455`, `10{,}455`, `10\,455` vs `10455` | correct | thousands separators |
+//! | `\boxed{2}` and `\boxed{5}` on one line vs `2, 5` | correct | boxes on one line joined by symbols or "and"/"or" form one answer; the last box alone is also read, so a correction on the same line still counts |
+//! | `\boxed{1}` ... `\boxed{2}` on different lines, or joined by other words | the last box | a later box is a correction |
+//! | `\boxed{255}` ... "Final Answer: The final answer is $10,455$" | 10455 | a stated final answer after the last box corrects it |
+//! | "The answer is $\frac34$." / "Therefore $x = 5$." with no box | the inline math | the last `$...$`, `\(...\)`, `\[...\]` when no number follows it ("The largest $n$ is 34." takes 34) |
+//! | `$ \n 9 \n $` | no answer from it | inline math ends with its line, so numbers inside a broken span are skipped |
+//! | "Mia has 12 marbles." / "The answer is: Mia has 12 marbles." | 12 | the last number of the text; a sentence after an answer phrase is read as its only number, and a sentence with two numbers is not guessed at |
+//! | "AZYUK2A" | no number | digits inside a word are no number |
+//! | `(B) 12`, `\textbf{(B) }12`, `C. x = 42` | the letter and the value | either matches |
+//! | text after `<\|im_end\|>`, `</s>`, `<eos>`, `[INST]` | ignored | a new chat turn, not the answer |
+//! | `<think>` ... `</think>` answer | the text after `</think>` first | the reasoning may hold trial answers; `require_think_close` makes the close mandatory |
+//! | a gold that is a whole worked solution | its extracted answer | as a response's, when the gold is prose |
+//! | `\\frac{1}{2}` (backslashes doubled by escaping twice) | `\frac{1}{2}` | known commands are undoubled |
 
 mod expr;
+mod extract;
+mod ineq;
 mod norm;
+mod readings;
 mod value;
+
+pub use extract::extract_answer;
+use extract::{extract_with_alt, hash_answer, last_boxed};
+use readings::{form, is_prose, prepare, Form, Prepared};
 
 pub use norm::MAX_ANSWER_BYTES;
 use serde::{Deserialize, Serialize};
@@ -38,6 +90,9 @@ pub enum ExtractMethod {
     Boxed,
     Gsm8kHash,
     AnswerPhrase,
+    /// The last `$...$` / `\(...\)` / `\[...\]` of the response, when nothing
+    /// numeric follows it.
+    InlineMath,
     LastNumber,
     Whole,
 }
@@ -77,184 +132,6 @@ impl Default for Options {
     }
 }
 
-/// Largest extracted text we keep from a phrase / hash line.
-const MAX_LINE: usize = 2_000;
-
-/// Content of the last well-formed `\boxed{...}` / `\fbox{...}` (or `\boxed N`).
-fn last_boxed(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut end = text.len();
-    // try at most a few occurrences from the end: linear work overall
-    for _ in 0..4 {
-        let hay = &text[..end];
-        let p1 = hay.rfind("\\boxed");
-        let p2 = hay.rfind("\\fbox");
-        let (pos, len) = match (p1, p2) {
-            (Some(a), Some(c)) if c > a => (c, 5),
-            (Some(a), _) => (a, 6),
-            (None, Some(c)) => (c, 5),
-            (None, None) => return None,
-        };
-        end = pos;
-        let mut i = pos + len;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-            i += 1;
-        }
-        if i < b.len() && b[i] == b'{' {
-            let st = i + 1;
-            let mut depth = 0usize;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'\\' => j += 1,
-                    b'{' => depth += 1,
-                    b'}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            let inner = text[st..j].trim();
-                            if !inner.is_empty() {
-                                return Some(inner.to_string());
-                            }
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        } else if i > pos + len && i < b.len() {
-            // "\boxed 5"
-            let rest = &text[i..];
-            let stop = rest
-                .find(|c: char| c.is_whitespace() || c == '$')
-                .unwrap_or(rest.len());
-            let t = rest[..stop].trim_end_matches(['.', ',']);
-            if !t.is_empty() {
-                return Some(t.to_string());
-            }
-        }
-    }
-    None
-}
-
-fn hash_answer(text: &str) -> Option<String> {
-    let p = text.rfind("####")?;
-    let rest = &text[p + 4..];
-    let line = rest.lines().next().unwrap_or("");
-    let t = line.trim().trim_end_matches('.').trim();
-    (!t.is_empty() && t.len() <= MAX_LINE).then(|| t.to_string())
-}
-
-fn phrase_answer(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    const PHRASES: &[&str] = &[
-        "final answer is",
-        "the answer is",
-        "final answer:",
-        "answer is:",
-        "answer:",
-    ];
-    let (pos, len) = PHRASES
-        .iter()
-        .filter_map(|p| lower.rfind(p).map(|i| (i, p.len())))
-        .max_by_key(|x| (x.0 + x.1, x.1))?;
-    let rest = text[pos + len..].trim_start_matches([' ', ':', '*', '\t']);
-    let mut line = rest.lines().next().unwrap_or("").trim();
-    if let Some(k) = line.find(". ") {
-        line = &line[..k];
-    }
-    let mut t = line.trim().trim_end_matches(['.', '*']).trim();
-    for (a, b) in [("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")] {
-        if let Some(x) = t.strip_prefix(a).and_then(|x| x.strip_suffix(b)) {
-            t = x.trim();
-        }
-    }
-    let t = t.trim_end_matches(['.', ',']).trim();
-    (!t.is_empty() && t.len() <= MAX_LINE).then(|| t.to_string())
-}
-
-fn mathy(v: &value::Value) -> bool {
-    use value::Value::*;
-    match v {
-        Expr(_) | Eq(..) => true,
-        Seq(_, _, xs) | Set(xs, _) | Union(xs) => xs.iter().all(mathy),
-        Matrix(rows) => rows.iter().flatten().all(mathy),
-        Text(_) | Rel(_) => false,
-    }
-}
-
-/// The whole response, when it is itself a short bare answer.
-fn whole_answer(text: &str) -> Option<String> {
-    let t = text.trim();
-    if t.is_empty() || t.len() > 200 || t.contains('\n') {
-        return None;
-    }
-    let words = t.split_whitespace().count();
-    let prose = t
-        .split_whitespace()
-        .filter(|w| w.len() >= 2 && w.chars().all(|c| c.is_alphabetic()))
-        .count();
-    let n = norm::normalize(t).ok()?;
-    let v = value::parse_value(&n).ok()?;
-    let ok = match &v {
-        value::Value::Text(_) => words <= 3,
-        value::Value::Rel(_) => prose == 0,
-        v => mathy(v) && prose <= 1,
-    };
-    ok.then(|| t.to_string())
-}
-
-fn last_number(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut j = b.iter().rposition(|c| c.is_ascii_digit())?;
-    let end = j + 1;
-    loop {
-        if j == 0 {
-            break;
-        }
-        let c = b[j - 1];
-        let ok = c.is_ascii_digit()
-            || ((c == b'.' || c == b',' || c == b'/')
-                && j >= 2
-                && b[j - 2].is_ascii_digit()
-                && b[j].is_ascii_digit());
-        if !ok {
-            break;
-        }
-        j -= 1;
-    }
-    if j > 0 && b[j - 1] == b'-' {
-        j -= 1;
-    }
-    let s: String = text[j..end].chars().filter(|&c| c != ',').collect();
-    Some(s)
-}
-
-/// Extract the final answer from a model response: last `\boxed{...}`/`\fbox{...}`
-/// (brace matching), GSM8K `#### N`, "The answer is ..."/"final answer is ...",
-/// the whole response when it is a short bare answer, else the last number.
-pub fn extract_answer(response: &str, opts: &Options) -> Option<Extracted> {
-    let mut text = response;
-    if opts.require_think_close {
-        let p = text.rfind("</think>")?;
-        text = &text[p + "</think>".len()..];
-    }
-    let found = |t: String, m| Some(Extracted { text: t, method: m });
-    if let Some(t) = last_boxed(text) {
-        return found(t, ExtractMethod::Boxed);
-    }
-    if let Some(t) = hash_answer(text) {
-        return found(t, ExtractMethod::Gsm8kHash);
-    }
-    if let Some(t) = phrase_answer(text) {
-        return found(t, ExtractMethod::AnswerPhrase);
-    }
-    if let Some(t) = whole_answer(text) {
-        return found(t, ExtractMethod::Whole);
-    }
-    last_number(text).and_then(|t| found(t, ExtractMethod::LastNumber))
-}
-
 /// The gold answer text: as-is, or extracted when it contains `\boxed` or `####`.
 fn gold_text(gold: &str) -> Option<String> {
     if gold.contains("\\boxed") || gold.contains("\\fbox") {
@@ -269,15 +146,41 @@ fn gold_text(gold: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-struct Prepared {
-    norm: String,
-    value: Option<value::Value>,
+/// Status and deciding rule of one answer reading against one gold reading.
+fn judge(a: &Form, g: &Form, tol: f64) -> (Status, Option<&'static str>) {
+    if a.norm == g.norm {
+        return (Status::Correct, Some("string"));
+    }
+    // two different integers are never equal, whatever the tolerance
+    let is_int = |s: &str| {
+        let d = s.strip_prefix('-').unwrap_or(s);
+        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+    };
+    if is_int(&a.norm) && is_int(&g.norm) {
+        let same =
+            matches!((a.norm.parse::<i128>(), g.norm.parse::<i128>()), (Ok(x), Ok(y)) if x == y);
+        let st = if same { Status::Correct } else { Status::Wrong };
+        return (st, Some("numeric"));
+    }
+    let Some(gv) = &g.value else {
+        return (Status::UnparsableGold, None);
+    };
+    let Some(av) = &a.value else {
+        return (Status::UnparsableAnswer, None);
+    };
+    match value::compare(av, gv, tol) {
+        Some(m) => (Status::Correct, Some(m)),
+        None => (Status::Wrong, None),
+    }
 }
 
-fn prepare(text: &str) -> Option<Prepared> {
-    let norm = norm::normalize(text).ok()?;
-    let value = value::parse_value(&norm).ok();
-    Some(Prepared { norm, value })
+fn rank(s: Status) -> u8 {
+    match s {
+        Status::Correct => 0,
+        Status::Wrong => 1,
+        Status::UnparsableAnswer => 2,
+        Status::UnparsableGold => 3,
+    }
 }
 
 fn decide(
@@ -289,40 +192,25 @@ fn decide(
     let mut v = Verdict {
         status: Status::UnparsableGold,
         extracted: extracted.clone(),
-        answer_normalized: ans.as_ref().map(|a| a.norm.clone()),
+        answer_normalized: ans.as_ref().map(|a| a.forms[0].norm.clone()),
         gold_normalized: None,
         method: None,
     };
-    let Some(g) = gold_text(gold).and_then(|g| prepare(&g)) else {
+    let g = match gold_text(gold).and_then(|g| prepare(&g)) {
+        Some(g) if g.forms[0].value.is_some() => Some(g),
+        // a gold that is a whole solution: its answer, extracted as a response's
+        // (a malformed short gold stays unparsable)
+        other if is_prose(gold) => extract_answer(gold, &Options::default())
+            .and_then(|e| prepare(&e.text))
+            .filter(|g| g.forms[0].value.is_some())
+            .or(other),
+        other => other,
+    };
+    let Some(g) = g else {
         return v;
     };
-    v.gold_normalized = Some(g.norm.clone());
+    v.gold_normalized = Some(g.forms[0].norm.clone());
     let Some(a) = ans else {
-        v.status = Status::UnparsableAnswer;
-        return v;
-    };
-    if a.norm == g.norm {
-        v.status = Status::Correct;
-        v.method = Some("string".into());
-        return v;
-    }
-    // two different integers are never equal, whatever the tolerance
-    let is_int = |s: &str| {
-        let d = s.strip_prefix('-').unwrap_or(s);
-        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
-    };
-    if is_int(&a.norm) && is_int(&g.norm) {
-        let same =
-            matches!((a.norm.parse::<i128>(), g.norm.parse::<i128>()), (Ok(x), Ok(y)) if x == y);
-        v.status = if same { Status::Correct } else { Status::Wrong };
-        v.method = Some("numeric".into());
-        return v;
-    }
-    let Some(gv) = &g.value else {
-        v.status = Status::UnparsableGold;
-        return v;
-    };
-    let Some(av) = &a.value else {
         v.status = Status::UnparsableAnswer;
         return v;
     };
@@ -331,20 +219,43 @@ fn decide(
     } else {
         1e-6
     };
-    match value::compare(av, gv, tol) {
-        Some(m) => {
-            v.status = Status::Correct;
-            v.method = Some(m.into());
+    // the main readings decide unless another pair of readings matches
+    let (st, m) = judge(&a.forms[0], &g.forms[0], tol);
+    v.status = st;
+    v.method = m.map(String::from);
+    if st == Status::Correct {
+        return v;
+    }
+    for (i, x) in a.forms.iter().enumerate() {
+        for (j, y) in g.forms.iter().enumerate() {
+            if i + j == 0 {
+                continue;
+            }
+            let (st, m) = judge(x, y, tol);
+            if rank(st) < rank(v.status) {
+                v.status = st;
+                v.method = m.map(String::from);
+                v.answer_normalized = Some(x.norm.clone());
+                v.gold_normalized = Some(y.norm.clone());
+                if st == Status::Correct {
+                    return v;
+                }
+            }
         }
-        None => v.status = Status::Wrong,
     }
     v
 }
 
 fn prepare_answer(response: &str, opts: &Options) -> (Option<Extracted>, Option<Prepared>) {
-    let ex = extract_answer(response, opts);
-    let prep = ex.as_ref().and_then(|e| prepare(&e.text));
-    (ex, prep)
+    let Some((ex, alone)) = extract_with_alt(response, opts) else {
+        return (None, None);
+    };
+    let mut prep = prepare(&ex.text);
+    // several boxes on a line: the last one alone is a reading too
+    if let (Some(p), Some(t)) = (prep.as_mut(), alone) {
+        p.forms.extend(norm::normalize(&t).ok().map(form));
+    }
+    (Some(ex), prep)
 }
 
 /// Verify a model response against a gold answer string (the gold is taken
@@ -364,12 +275,6 @@ pub fn verify_any(response: &str, golds: &[String], opts: &Options) -> Verdict {
         if v.status == Status::Correct {
             return v;
         }
-        let rank = |s: Status| match s {
-            Status::Correct => 0,
-            Status::Wrong => 1,
-            Status::UnparsableAnswer => 2,
-            Status::UnparsableGold => 3,
-        };
         if best
             .as_ref()
             .is_none_or(|b| rank(v.status) < rank(b.status))
@@ -380,7 +285,7 @@ pub fn verify_any(response: &str, golds: &[String], opts: &Options) -> Verdict {
     best.unwrap_or(Verdict {
         status: Status::UnparsableGold,
         extracted: ex,
-        answer_normalized: prep.map(|p| p.norm),
+        answer_normalized: prep.map(|mut p| p.forms.swap_remove(0).norm),
         gold_normalized: None,
         method: None,
     })

@@ -64,6 +64,20 @@ impl<'a> Conv<'a> {
             self.i += 1;
         }
     }
+    /// Is the next non-space character `ch`?
+    fn next_is(&self, ch: char) -> bool {
+        self.c[self.i..].iter().find(|c| !c.is_whitespace()) == Some(&ch)
+    }
+    /// Does the text after any spaces start with `s`?
+    fn next_starts(&self, s: &str) -> bool {
+        let rest = &self.c[self.i..];
+        let k = rest.iter().take_while(|c| c.is_whitespace()).count();
+        rest[k..]
+            .iter()
+            .copied()
+            .take(s.chars().count())
+            .eq(s.chars())
+    }
     fn starts_with(&self, s: &str) -> bool {
         let n = s.chars().count();
         self.i + n <= self.c.len() && self.c[self.i..self.i + n].iter().copied().eq(s.chars())
@@ -135,6 +149,9 @@ impl<'a> Conv<'a> {
                     let keep = t.len() - digits;
                     out.truncate(keep);
                     out.push_str(&format!("({int}+{a}/{b})"));
+                } else if self.next_is('^') {
+                    // "\frac12^2" is (1/2)^2
+                    out.push_str(&format!("(({a})/({b}))"));
                 } else {
                     out.push_str(&format!("({a})/({b})"));
                 }
@@ -154,9 +171,16 @@ impl<'a> Conv<'a> {
                 };
                 let a = self.arg()?;
                 match idx {
+                    // "\sqrt[3]{x}^2" is (x^(1/3))^2, not x^((1/3)^2)
+                    Some(n) if self.next_is('^') => out.push_str(&format!("(({a})^(1/({n})))")),
                     Some(n) => out.push_str(&format!("({a})^(1/({n}))")),
                     None => out.push_str(&format!("sqrt({a})")),
                 }
+            }
+            "mathbb" if self.next_is('R') || self.next_starts("{R}") => {
+                // the real line
+                self.arg()?;
+                out.push_str("(-∞,∞)");
             }
             "text" | "textbf" | "textit" | "textrm" | "textsf" | "texttt" | "mbox" | "hbox"
             | "mathrm" | "mathbf" | "mathit" | "mathsf" | "mathtt" | "mathcal" | "mathbb"
@@ -203,6 +227,14 @@ impl<'a> Conv<'a> {
             "langle" => out.push('('),
             "rangle" => out.push(')'),
             "lfloor" | "rfloor" | "lceil" | "rceil" => {}
+            "emptyset" | "varnothing" => out.push_str("{}"),
+            "log" if self.next_is('_') => {
+                // "\log_b x" = ln x / ln b
+                self.skip_ws();
+                self.i += 1;
+                let b = self.arg()?;
+                out.push_str(&format!(" (1/ln({}))*ln ", b.trim()));
+            }
             "sin" | "cos" | "tan" | "cot" | "sec" | "csc" | "ln" | "log" | "exp" | "arcsin"
             | "arccos" | "arctan" | "sinh" | "cosh" | "tanh" => {
                 out.push(' ');
@@ -291,9 +323,12 @@ impl<'a> Conv<'a> {
                 '{' => {
                     self.i += 1;
                     let inner = self.run(End::Brace)?;
-                    if inner == "," {
-                        // 1{,}000
-                        if !out.ends_with(|c: char| c.is_ascii_digit()) {
+                    if inner.trim() == "," {
+                        // 1{,}000, "14 {, }916"
+                        let t = out.trim_end().len();
+                        if out[..t].ends_with(|c: char| c.is_ascii_digit()) {
+                            out.truncate(t);
+                        } else {
                             out.push(',');
                         }
                     } else {
@@ -354,6 +389,10 @@ impl<'a> Conv<'a> {
                     out.push(' ');
                 }
                 '°' | '%' => self.i += 1,
+                '∅' => {
+                    self.i += 1;
+                    out.push_str("{}");
+                }
                 _ => {
                     self.i += 1;
                     out.push(ch);
@@ -522,6 +561,7 @@ fn is_thousands(s: &str) -> bool {
     let groups: Vec<&str> = int.split(',').collect();
     groups.len() >= 2
         && !groups[0].is_empty()
+        && !groups[0].starts_with('0')
         && groups[0].len() <= 3
         && groups[0].bytes().all(|b| b.is_ascii_digit())
         && groups[1..]
@@ -614,6 +654,69 @@ fn simplify_parens(s: &str) -> String {
     c.into_iter().collect()
 }
 
+/// `\\frac` -> `\frac`: text escaped twice (JSON inside JSON, a Python string
+/// printed with its escapes) has every command's backslash doubled. A doubled
+/// backslash before a letter is otherwise a matrix row break followed by a
+/// letter, so only known command names are undone.
+fn undouble_backslashes(s: &str) -> String {
+    const COMMANDS: &[&str] = &[
+        "frac", "dfrac", "tfrac", "sqrt", "left", "right", "le", "ge", "leq", "geq", "lt", "gt",
+        "neq", "ne", "pi", "infty", "cdot", "times", "text", "boxed", "begin", "end", "in", "cup",
+        "pm", "mathbf", "mathrm", "circ", "sin", "cos", "tan", "log", "ln",
+    ];
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find("\\\\") {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 2..];
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        if name_len > 0 && COMMANDS.contains(&&after[..name_len]) {
+            out.push('\\');
+        } else {
+            out.push_str("\\\\");
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Spaces that carry meaning between numbers, before spaces go: "1 1/2" is
+/// 1 + 1/2 (not 11/2) and "2^6 3^5" is 2^6 * 3^5 (not 2^63^5).
+fn join_spaced_numbers(p: &str) -> String {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let pieces: Vec<&str> = p.split_whitespace().collect();
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut k = 0;
+    while k < pieces.len() {
+        let a = pieces[k];
+        if let Some(b) = pieces.get(k + 1) {
+            let fraction = b
+                .split_once('/')
+                .is_some_and(|(n, d)| digits(n) && digits(d));
+            if digits(a) && fraction {
+                out.push_str(&format!("({a}+{b}) "));
+                k += 2;
+                continue;
+            }
+            let power = a.rsplit_once('^').is_some_and(|(_, e)| digits(e));
+            if power && b.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push_str(a);
+                out.push('*');
+                k += 1;
+                continue;
+            }
+        }
+        out.push_str(a);
+        out.push(' ');
+        k += 1;
+    }
+    out
+}
+
 /// Normalise an answer string to the plain syntax. Err if too long, too deep
 /// or not well formed.
 pub(crate) fn normalize(raw: &str) -> Result<String, ()> {
@@ -632,6 +735,11 @@ pub(crate) fn normalize(raw: &str) -> Result<String, ()> {
             s = t.trim();
         }
     }
+    let undoubled;
+    if s.contains("\\\\") {
+        undoubled = undouble_backslashes(s);
+        s = &undoubled;
+    }
     let chars: Vec<char> = s.chars().collect();
     let mut conv = Conv {
         c: &chars,
@@ -642,6 +750,12 @@ pub(crate) fn normalize(raw: &str) -> Result<String, ()> {
     let plain = conv.run(End::Eof)?;
     let mut p = plain.replace(['’', '`'], "'").replace('°', "");
     p = p.replace("\\", " ");
+    if p.contains(['<', '>', '!']) {
+        p = p.replace(">=", "≥").replace("<=", "≤").replace("!=", "≠");
+    }
+    if let Some(t) = p.trim_start().strip_prefix('≈') {
+        p = t.to_string();
+    }
     // words: "five", "(B)" choices, unit words
     if let Some(v) = number_word(&p) {
         return Ok(v.to_string());
@@ -655,10 +769,19 @@ pub(crate) fn normalize(raw: &str) -> Result<String, ()> {
     {
         return Ok(letters[1].to_string());
     }
-    // "19 and 43", "7, -2, and -5": "and" separates list items
-    if p.contains(" and ") && p.chars().any(|c| c.is_ascii_digit()) {
+    // "(11,7)or(7,11)": "or" between brackets separates items
+    if p.contains(")or(") {
+        p = p.replace(")or(", "),(");
+    }
+    // "x < -2 or x > 3" is a union, "x ≥ 2 and x ≤ 5" an intersection
+    if p.contains(['<', '>', '≤', '≥', '≠']) && (p.contains(" or ") || p.contains(" and ")) {
+        p = p.replace(" or ", "∪").replace(" and ", "∩");
+    }
+    // "19 and 43", "7, -2, and -5", "x = 1 or x = 2": "and" / "or" separate list items
+    if (p.contains(" and ") || p.contains(" or ")) && p.chars().any(|c| c.is_ascii_digit()) {
         let items: Vec<String> = p
             .replace(" and ", ",")
+            .replace(" or ", ",")
             .split(',')
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
@@ -669,6 +792,9 @@ pub(crate) fn normalize(raw: &str) -> Result<String, ()> {
     let t = p.trim();
     if is_thousands(t) {
         p = t.replace(',', "");
+    }
+    if p.contains(['/', '^']) {
+        p = join_spaced_numbers(&p);
     }
     let mut out: String = p.chars().filter(|c| !c.is_whitespace()).collect();
     while out.ends_with(['.', ',', ';']) && !out.ends_with("…") {

@@ -86,7 +86,9 @@ const CASES: &[(&str, &str, Status)] = &[
     ("\\boxed{5 ++}", "3", UA),
     ("\\boxed{@@@}", "3", UA),
     ("\\boxed{x^{}}", "3", UA),
-    ("\\boxed{1 = 2 = 3}", "3", UA),
+    // a chain is its last member, true or not (as math-verify reads it)
+    ("\\boxed{1 = 2 = 3}", "3", C),
+    ("\\boxed{1 = 2 = 3}", "1", W),
     ("Janet\u{2019}s ducks: 16 - 3 - 4 = 9; 9 * 2 = 18\n#### 18", "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 18", C),
     ("#### 17", "Janet sells 9 eggs.\n#### 18", W),
     ("#### 1,600", "#### 1,600", C),
@@ -184,7 +186,9 @@ const CASES: &[(&str, &str, Status)] = &[
     ("\\boxed{4.5}", "4.5", C),
     ("\\boxed{\\frac{9}{2}}", "4.5", C),
     ("\\boxed{0.15}", "0.15", C),
-    ("\\boxed{15\\%}", "0.15", W),
+    // a percent sign makes the fraction a reading too (policy in the crate docs)
+    ("\\boxed{15\\%}", "0.15", C),
+    ("\\boxed{15}", "0.15", W),
     ("\\boxed{\\frac{448}{15625}}", "\\frac{448}{15625}", C),
     ("\\boxed{0.028672}", "\\frac{448}{15625}", C),
     ("\\boxed{\\frac{3840}{289}}", "\\frac{3840}{289}", C),
