@@ -44,6 +44,7 @@
 //! | `25\%` vs `25` and vs `0.25` | correct | with a percent sign both readings stand; `0.25` vs a bare `25` stays wrong (Qwen's grader accepts any factor of 100, math-verify none) |
 //! | `1.732` vs `\sqrt3`, `2.6667` vs `\frac83` | correct | a decimal of two or more places for an irrational or repeating value is accepted within 1e-4 relative, as Qwen's grader does |
 //! | `3.14` vs `\pi`, `0.33` vs `\frac13`, `100.01` vs `100` | wrong | too coarse (math-verify accepts only when told the rounding); finite decimals must agree to `rel_tol` (1e-6), two integers exactly |
+//! | `0.1\overline{6}` vs `\frac16` | correct | a repeating decimal is its exact fraction |
 //! | `1000,99` or `0,111` vs `1000.99`, `0.111` | correct | a comma that is no thousands separator may be a decimal comma |
 //! | `10,455`, `10{,}455`, `10\,455` vs `10455` | correct | thousands separators |
 //! | `\boxed{2}` and `\boxed{5}` on one line vs `2, 5` | correct | boxes on one line joined by symbols or "and"/"or" form one answer; the last box alone is also read, so a correction on the same line still counts |

@@ -193,6 +193,11 @@ impl<'a> Conv<'a> {
             "boxed" | "fbox" | "overline" | "underline" | "hat" | "bar" | "vec" | "tilde"
             | "widehat" | "overrightarrow" | "mathring" | "phantom" => {
                 let a = self.arg()?;
+                if matches!(name.as_str(), "overline" | "bar") {
+                    if let Some(q) = repeating_decimal(out, a.trim()) {
+                        return Ok(q);
+                    }
+                }
                 if name != "phantom" {
                     out.push_str(&a);
                 }
@@ -456,6 +461,44 @@ fn number_word(s: &str) -> Option<u32> {
     let (a, b) = s.split_once('-')?;
     let (x, y) = (lookup(a)?, lookup(b)?);
     ((20..=90).contains(&x) && x % 10 == 0 && (1..=9).contains(&y)).then_some(x + y)
+}
+
+/// `0.1\overline{6}`: `out` ends with the decimal written so far ("0.1") and
+/// `rep` repeats; replace it with the exact fraction, (16 - 1) / 90. None when
+/// it is no repeating decimal.
+fn repeating_decimal(out: &mut String, rep: &str) -> Option<()> {
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if rep.is_empty() || rep.len() > 9 || !digits(rep) {
+        return None;
+    }
+    let t = out.trim_end();
+    let int_len = t.len() - t.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let head = &t[..t.len() - int_len];
+    let (int, frac) = match head.strip_suffix('.') {
+        // "0.1" + rep: the fraction digits are the trailing run, the integer before the point
+        Some(h) => {
+            let il = h.len() - h.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            (&h[h.len() - il..], &t[t.len() - int_len..])
+        }
+        // "0." + rep
+        None => match t.strip_suffix('.') {
+            Some(h) => {
+                let il = h.len() - h.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                (&h[h.len() - il..], "")
+            }
+            None => return None,
+        },
+    };
+    if int.is_empty() || int.len() + frac.len() > 9 {
+        return None;
+    }
+    let start = t.len() - frac.len() - 1 - int.len();
+    let ab: u64 = format!("{int}{frac}").parse().ok()?;
+    let abc: u64 = format!("{int}{frac}{rep}").parse().ok()?;
+    let den = 10u64.pow(frac.len() as u32) * (10u64.pow(rep.len() as u32) - 1);
+    out.truncate(start);
+    out.push_str(&format!("({}/{den})", abc - ab));
+    Some(())
 }
 
 /// Strip a trailing "^2", "^(2)", "^3" from a unit token.

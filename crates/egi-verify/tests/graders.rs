@@ -398,6 +398,12 @@ const READINGS: &[Case] = &[
     ("\\boxed{2 1/4}", "21/4", N),
     ("\\boxed{3^2 5^2}", "225", Y),
     ("\\boxed{3^2 5^2}", "3^{25^2}", N),
+    // repeating decimals
+    ("\\boxed{0.\\overline{3}}", "\\frac13", Y),
+    ("\\boxed{0.\\overline{3}}", "0.3", N),
+    ("\\boxed{0.1\\overline{6}}", "\\frac16", Y),
+    ("\\boxed{1.\\overline{27}}", "\\frac{14}{11}", Y),
+    ("\\boxed{1.\\overline{27}}", "1.27", N),
     // decimals for irrational or repeating values
     ("\\boxed{1.4142}", "\\sqrt{2}", Y),
     ("\\boxed{1.41}", "\\sqrt{2}", N),
