@@ -126,6 +126,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let Some(out) = a.out.clone() else {
         bail!("--out DIR is required (samples.jsonl and summary.json go there)");
     };
+    let _lock = crate::lock::lock_dir(&out)?;
     let Some(bench) = a.bench.clone() else {
         bail!("--bench is required: gsm8k, math500, aime24, amc23, aime25, or a file");
     };

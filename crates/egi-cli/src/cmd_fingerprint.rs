@@ -279,6 +279,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
     if a.input.is_none() && !a.generate && !a.demo {
         bail!("give the texts: --input FILE.jsonl, or --generate --data BENCH_FILE, or --demo");
     }
+    let _lock = crate::lock::lock_dir(&out_dir)?;
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     if !a.raw && tok.chat_template.is_none() {

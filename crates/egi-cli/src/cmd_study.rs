@@ -609,6 +609,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         return Ok(());
     }
+    let _lock = crate::lock::lock_dir(dir)?;
     if !a.report_only {
         for sub in ["stages", "logs", "data", "fp", "eval", "plots", "rl"] {
             std::fs::create_dir_all(dir.join(sub))

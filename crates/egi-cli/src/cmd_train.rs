@@ -217,6 +217,7 @@ impl TrainArgs {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    let _lock = crate::lock::lock_dir(&a.out)?;
     let cfg = a.config()?;
     if !a.resume && egi_rl::checkpoint::latest(&a.out).is_some() {
         bail!(
@@ -362,6 +363,7 @@ pub struct SftArgs {
 }
 
 pub fn sft(a: SftArgs) -> Result<()> {
+    let _lock = crate::lock::lock_dir(&a.out)?;
     let saved = a.out.join("config.json");
     let file = a.config.clone().or(if a.resume && saved.is_file() {
         Some(saved)

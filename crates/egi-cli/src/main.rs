@@ -11,6 +11,7 @@ mod cmd_score;
 mod cmd_study;
 mod cmd_train;
 mod common;
+mod lock;
 mod study_report;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
