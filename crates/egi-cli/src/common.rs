@@ -32,8 +32,9 @@ pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("{}: cannot write here", dir.display()))?;
-    tmp.write_all(text)?;
-    tmp.as_file().sync_all()?;
+    tmp.write_all(text)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("{}: cannot write", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("{}: cannot move output into place", path.display()))?;
     Ok(())
@@ -166,9 +167,10 @@ impl Checkpoint {
     /// Append records and flush them to disk.
     pub fn append(&mut self, records: &[serde_json::Value]) -> Result<()> {
         let text: String = records.iter().map(|v| format!("{v}\n")).collect();
-        self.file.write_all(text.as_bytes())?;
-        self.file.flush()?;
-        Ok(())
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|_| self.file.flush())
+            .with_context(|| format!("{}: cannot write", self.path.display()))
     }
 
     /// The run is complete: its final outputs are written, the checkpoint goes.

@@ -140,13 +140,16 @@ pub fn save_hf_dir(
         .to_string_lossy();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
     let write = || -> Result<()> {
         let cfg = &model.cfg;
+        let file = |n: &str| tmp.join(n);
+        let cannot = |p: std::path::PathBuf| move || format!("{}: cannot write", p.display());
         std::fs::write(
-            tmp.join("config.json"),
+            file("config.json"),
             serde_json::to_string_pretty(&cfg.to_hf_json())?,
-        )?;
+        )
+        .with_context(cannot(file("config.json")))?;
         let mut gen = json!({});
         if let Some(b) = cfg.bos_token_id {
             gen["bos_token_id"] = json!(b);
@@ -172,9 +175,10 @@ pub fn save_hf_dir(
             gen["top_k"] = json!(k);
         }
         std::fs::write(
-            tmp.join("generation_config.json"),
+            file("generation_config.json"),
             serde_json::to_string_pretty(&gen)?,
-        )?;
+        )
+        .with_context(cannot(file("generation_config.json")))?;
         // f32 on disk whatever the in-memory dtype: exact for f32 models, and what trainers
         // expect from a fine-tuned checkpoint.
         let tensors: std::collections::HashMap<String, candle_core::Tensor> = model
@@ -182,7 +186,8 @@ pub fn save_hf_dir(
             .into_iter()
             .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?.contiguous()?)))
             .collect::<Result<_>>()?;
-        candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
+        candle_core::safetensors::save(&tensors, file("model.safetensors"))
+            .with_context(cannot(file("model.safetensors")))?;
         if let Some(t) = tokenizer {
             t.save_hf(&tmp, cfg.max_position_embeddings)?;
         }

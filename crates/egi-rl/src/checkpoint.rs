@@ -66,10 +66,9 @@ pub fn save(
     let _ = std::fs::remove_dir_all(&staging);
     let r = (|| -> Result<()> {
         fill(&staging)?;
-        std::fs::write(
-            staging.join(STATE_FILE),
-            serde_json::to_string_pretty(state)?,
-        )?;
+        let st = staging.join(STATE_FILE);
+        std::fs::write(&st, serde_json::to_string_pretty(state)?)
+            .with_context(|| format!("{}: cannot write", st.display()))?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -96,9 +95,11 @@ pub fn read_state(dir: &Path) -> Result<TrainerState> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a trainer state", p.display()))
 }
 
-/// RUN/metrics.jsonl, one object per step, flushed as written.
+/// RUN/metrics.jsonl, one object per step, flushed as written. A line cut short by a full
+/// disk is dropped on resume (it does not parse), so only complete lines count.
 pub struct MetricsLog {
     file: std::fs::File,
+    path: PathBuf,
 }
 
 impl MetricsLog {
@@ -123,18 +124,24 @@ impl MetricsLog {
         if !body.is_empty() {
             body.push('\n');
         }
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("{}: cannot move into place", path.display()))?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open", path.display()))?;
-        Ok(MetricsLog { file })
+        Ok(MetricsLog {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn append(&mut self, v: &serde_json::Value) -> Result<()> {
-        writeln!(self.file, "{}", serde_json::to_string(v)?)?;
-        self.file.flush()?;
-        Ok(())
+        let line = format!("{}\n", serde_json::to_string(v)?);
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .with_context(|| format!("{}: cannot write", self.path.display()))
     }
 }
