@@ -171,3 +171,97 @@ fn two_trainings_on_one_run_directory() {
         stderr(&third)
     );
 }
+
+/// `egi eval` on a disk that fills mid-run (a tmpfs in a private mount namespace; a file-size
+/// limit where mounting is refused): it stops naming the file and the OS reason, the complete
+/// sample lines stay, and the rerun resumes from them once space is back.
+#[test]
+fn eval_on_a_full_disk_keeps_complete_lines_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, keep) = (tmp.path().join("fs"), tmp.path().join("kept"));
+    std::fs::create_dir_all(&fs).unwrap();
+    std::fs::create_dir_all(&keep).unwrap();
+    let eval = format!(
+        "\"{}\" eval --model default --bench gsm8k --limit 14 --greedy --batch 1 \
+         --max-new-tokens 48 --out \"$FS/ev\"",
+        env!("CARGO_BIN_EXE_egi")
+    );
+    // run 1 on the full disk, keep what it left, give the space back, run 2
+    let body = format!(
+        "{eval} 2> \"$KEEP/err1\"; echo $? > \"$KEEP/rc1\"; cp -r \"$FS/ev\" \"$KEEP/ev1\"; \
+         rm -f \"$FS/ballast\"; ulimit -f unlimited 2>/dev/null; \
+         {eval} 2> \"$KEEP/err2\"; echo $? > \"$KEEP/rc2\"; cp -r \"$FS/ev\" \"$KEEP/ev2\""
+    );
+    let tmpfs = format!(
+        "mount -t tmpfs -o size=1m egi-test \"$FS\" || exit 77; \
+         dd if=/dev/zero of=\"$FS/ballast\" bs=4k 2>/dev/null; truncate -s -12K \"$FS/ballast\"; {body}"
+    );
+    let run = |script: &str, unshare: bool| {
+        let mut c = if unshare {
+            let mut c = Command::new("unshare");
+            c.args(["-m", "sh", "-c", script]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        };
+        c.env("FS", &fs).env("KEEP", &keep).output()
+    };
+    let mode = match run(&tmpfs, true) {
+        Ok(o) if o.status.code() != Some(77) => "tmpfs",
+        _ => {
+            // SIGXFSZ ignored, so the refused write is an error (EFBIG) the command reports
+            let limited = format!("trap '' XFSZ; ulimit -f 8; {body}");
+            run(&limited, false).unwrap();
+            "fsize"
+        }
+    };
+    let read = |n: &str| std::fs::read_to_string(keep.join(n)).unwrap_or_default();
+    let err1 = read("err1");
+    assert_ne!(
+        read("rc1").trim(),
+        "0",
+        "{mode}: eval succeeded on a full disk"
+    );
+    let reason = if mode == "tmpfs" {
+        "No space left on device"
+    } else {
+        "File too large"
+    };
+    assert!(
+        err1.contains(reason) && err1.contains("/ev"),
+        "{mode}: {err1}"
+    );
+    assert_eq!(
+        err1.trim()
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{err1}"
+    );
+    // every complete line of the interrupted run is a whole record
+    let partial = read("ev1/samples.partial.jsonl");
+    let lines: Vec<&str> = partial.lines().collect();
+    let whole = lines
+        .iter()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .count();
+    assert!(
+        whole + 1 >= lines.len(),
+        "{mode}: more than the last line is torn"
+    );
+    // space back: the rerun resumes from the kept lines and finishes
+    let err2 = read("err2");
+    assert_eq!(read("rc2").trim(), "0", "{mode}: {err2}");
+    if whole > 0 {
+        assert!(
+            err2.contains(&format!("resuming: {whole} problems already done")),
+            "{err2}"
+        );
+    }
+    let done = read("ev2/samples.jsonl");
+    assert_eq!(done.lines().count(), 14, "{mode}: {done}");
+    println!("full disk ({mode}): eval stopped after {whole} complete samples, resumed to 14");
+}
