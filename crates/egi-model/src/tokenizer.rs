@@ -148,8 +148,16 @@ impl Tokenizer {
         }
         let bytes = std::fs::read(&tok_path)
             .with_context(|| format!("{}: cannot read", tok_path.display()))?;
-        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| anyhow!("{}: not a valid tokenizer.json: {e}", tok_path.display()))?;
+        let invalid = |e: &dyn std::fmt::Display| {
+            anyhow!("{}: not a valid tokenizer.json: {e}", tok_path.display())
+        };
+        // The tokenizers crate panics (an `expect` in its decoder deserializer) on some
+        // malformed files, found by fuzzing: check the JSON first, and keep a panic, should
+        // one remain, an error.
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| invalid(&e))?;
+        let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&bytes))
+            .map_err(|_| invalid(&"the tokenizers library could not read it"))?
+            .map_err(|e| invalid(&e))?;
 
         let config = read_json_if_present(&dir.join("tokenizer_config.json"))?;
         let cfg = |key: &str| config.as_ref().and_then(|c| c.get(key));
