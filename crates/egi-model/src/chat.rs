@@ -101,11 +101,17 @@ fn describe(e: &Error) -> String {
     s
 }
 
+/// Instructions one template render may run.
+const TEMPLATE_FUEL: u64 = 20_000_000;
+
 fn environment<'s>() -> Environment<'s> {
     let mut env = Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(false);
+    // A bound on the work of one render (real chat templates need thousands of steps), so a
+    // hostile template cannot hang a command.
+    env.set_fuel(Some(TEMPLATE_FUEL));
     // jinja2's default in transformers: no autoescaping whatever the template name.
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -514,6 +520,24 @@ fn python_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runaway_template_stops_with_an_error() {
+        let t0 = std::time::Instant::now();
+        let loops = "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}";
+        let tokens = TemplateTokens {
+            bos_token: None,
+            eos_token: None,
+            pad_token: None,
+        };
+        let err = render_chat_template(loops, &[], false, &tokens).unwrap_err();
+        assert!(err.to_string().starts_with("chat template"), "{err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        let big = "{{ 'x' * 100000000000 }}";
+        let t0 = std::time::Instant::now();
+        let _ = render_chat_template(big, &[], false, &tokens);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     #[test]
     fn python_floats() {
