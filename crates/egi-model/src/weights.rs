@@ -79,14 +79,32 @@ pub fn read_gguf_content(path: &Path) -> Result<(File, gguf_file::Content)> {
     // The header can be intact while the data is cut off: check the tensor table against the size.
     let len = f.metadata()?.len();
     for (name, info) in &content.tensor_infos {
-        let bytes =
-            info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-        let end = content.tensor_data_offset + info.offset + bytes as u64;
-        if end > len {
-            bail!(
+        // Checked arithmetic: a corrupt shape must not overflow into a small size (fuzzing
+        // found one that then made dequantizing abort).
+        let elems = info
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        let (block, unit) = (
+            info.ggml_dtype.block_size() as u64,
+            info.ggml_dtype.type_size() as u64,
+        );
+        let end = elems
+            .and_then(|e| (e / block).checked_mul(unit))
+            .and_then(|b| b.checked_add(info.offset))
+            .and_then(|b| b.checked_add(content.tensor_data_offset));
+        match end {
+            Some(end) if end <= len => {}
+            Some(end) => bail!(
                 "{}: file is truncated (tensor {name} ends at byte {end}, file has {len}); download it again",
                 path.display()
-            );
+            ),
+            None => bail!(
+                "{}: file is truncated or corrupt (tensor {name} has the impossible shape {:?}); download it again",
+                path.display(),
+                info.shape.dims()
+            ),
         }
     }
     Ok((f, content))
