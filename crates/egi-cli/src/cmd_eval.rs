@@ -274,10 +274,17 @@ fn run_eval(a: RunArgs) -> Result<()> {
         .iter()
         .map(|r| r["tokens"].as_u64().unwrap_or(0) as usize)
         .sum();
+    let by_extraction = breakdown(&rows, |r| {
+        r["extract_method"].as_str().unwrap_or("none").to_string()
+    });
+    let by_finish = breakdown(&rows, |r| {
+        r["finish_reason"].as_str().unwrap_or("unknown").to_string()
+    });
     let summary = json!({
         "model": a.model, "bench": bench, "file": data.label(), "data_sha256": data_sha256, "problems": problems.len(), "samples_per_problem": n,
         "greedy": a.greedy, "temperature": temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
         "template": a.template, "metrics": metrics, "verdicts": counts,
+        "by_extraction": by_extraction, "by_finish_reason": by_finish,
         "per_problem_pass@1": problems.iter().zip(&p1).map(|(p, v)| (p.id.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "generated_tokens": n_tok, "wall_seconds": t0.elapsed().as_secs_f64(),
     });
@@ -323,8 +330,36 @@ fn run_eval(a: RunArgs) -> Result<()> {
         println!("  {name:<8} {mean:.3}  95% CI {ci}{wilson}");
     }
     println!("  verdicts: {}", serde_json::to_string(&counts)?);
+    for (title, table) in [
+        ("answer taken by", &by_extraction),
+        ("generation ended by", &by_finish),
+    ] {
+        println!("  {title}:");
+        for (k, v) in table {
+            println!(
+                "    {k:<14} {:>6} samples, {:>6} correct",
+                v["samples"], v["correct"]
+            );
+        }
+    }
     println!("wrote {}/samples.jsonl and summary.json", out.display());
     Ok(())
+}
+
+/// Samples and correct ones per key (extraction method, finish reason): what explains a 0%.
+fn breakdown(
+    rows: &[serde_json::Value],
+    key: impl Fn(&serde_json::Value) -> String,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut t: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in rows {
+        let e = t.entry(key(r)).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r["verdict"] == "correct");
+    }
+    t.into_iter()
+        .map(|(k, (n, c))| (k, json!({"samples": n, "correct": c})))
+        .collect()
 }
 
 /// Stable hash of a problem id (FNV-1a), for per-problem seeds.

@@ -54,6 +54,35 @@ fn eval_writes_samples_and_summary_and_compares() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(samples.len(), 3);
+    // The verdicts broken down by how the answer was taken and how generation ended, each
+    // adding up to all samples and to the correct ones.
+    let correct = samples.iter().filter(|r| r["verdict"] == "correct").count() as u64;
+    for key in ["by_extraction", "by_finish_reason"] {
+        let t = s[key]
+            .as_object()
+            .unwrap_or_else(|| panic!("{key} missing: {s}"));
+        let total: u64 = t.values().map(|v| v["samples"].as_u64().unwrap()).sum();
+        let right: u64 = t.values().map(|v| v["correct"].as_u64().unwrap()).sum();
+        assert_eq!((total, right), (3, correct), "{key}: {t:?}");
+    }
+    for r in &samples {
+        let m = r["extract_method"].as_str().unwrap_or("none");
+        assert!(
+            s["by_extraction"][m]["samples"].as_u64().unwrap() >= 1,
+            "{m}"
+        );
+        let f = r["finish_reason"].as_str().unwrap();
+        assert!(["eos", "stop", "length"].contains(&f), "{f}");
+        assert!(
+            s["by_finish_reason"][f]["samples"].as_u64().unwrap() >= 1,
+            "{f}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("answer taken by:") && stdout.contains("generation ended by:"),
+        "{stdout}"
+    );
     for r in &samples {
         assert!(["correct", "wrong", "unparsable_answer", "unparsable_gold"]
             .contains(&r["verdict"].as_str().unwrap()));
