@@ -42,7 +42,15 @@ pub fn group_advantages(rewards: &[f64], group: usize, scale: Scale) -> Vec<f64>
     out
 }
 
-/// A group from which no policy gradient can be learnt (DAPO's dynamic sampling drops it).
+/// All rewards equal: the group's advantages are all zero.
 pub fn all_equal(g: &[f64]) -> bool {
     g.iter().all(|&r| (r - g[0]).abs() <= 1e-12)
+}
+
+/// DAPO's dynamic-sampling test: a group is kept when its responses differ in accuracy (some
+/// right, some wrong). It is the accuracy that decides, not the total reward: with the
+/// overlong penalty or CorR-PO's term the totals of an all-wrong group almost always differ,
+/// and a test on them would never filter.
+pub fn informative(accuracies: &[f64]) -> bool {
+    !all_equal(accuracies)
 }

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::advantage::{all_equal, group_advantages, Scale};
+use crate::advantage::{all_equal, group_advantages, informative, Scale};
 use crate::checkpoint::{self, MetricsLog, TrainerState};
 use crate::config::{Algo, TrainConfig};
 use crate::loss::{policy_loss, Base, LossConfig, LossStats, Normalizer, TokenBatch};
@@ -322,12 +322,14 @@ impl<'a> Trainer<'a> {
                                   // 1. Rollouts; DAPO's dynamic sampling drops all-equal groups and samples again.
         let mut all: Vec<Group> = vec![];
         let mut kept: Vec<usize> = vec![];
+        let mut rounds = 0;
         for round in 0..cfg.max_sampling_rounds.max(1) {
+            rounds = round + 1;
             let need = cfg.batch_prompts - kept.len();
             let groups = self.rollout(need, &mut secs)?;
             for grp in groups {
-                let tot: Vec<f64> = grp.rewards.iter().map(|r| r.total).collect();
-                if !cfg.use_dynamic_sampling() || !all_equal(&tot) {
+                let acc: Vec<f64> = grp.rewards.iter().map(|r| r.acc).collect();
+                if !cfg.use_dynamic_sampling() || informative(&acc) {
                     kept.push(all.len());
                 }
                 all.push(grp);
@@ -501,6 +503,17 @@ impl<'a> Trainer<'a> {
             "truncated_frac": truncated as f64 / lens.len().max(1) as f64,
             "groups_kept": kept.len(),
             "groups_dropped": all.len() - kept.len(),
+            "groups_sampled": all.len(),
+            "sampling_rounds": rounds,
+            // kept groups whose responses all got the same accuracy: their advantages come
+            // from the other reward terms alone (for CorR-PO on a std-normalised base, from
+            // lambda * R_corr at full size whatever lambda is)
+            "groups_rho_only": if kept.is_empty() { None } else {
+                Some(kept.iter().filter(|&&i| {
+                    let acc: Vec<f64> = all[i].rewards.iter().map(|r| r.acc).collect();
+                    all_equal(&acc)
+                }).count() as f64 / kept.len() as f64)
+            },
             "grad_norm": grad_norm,
             "lr": lr,
             "tokens": gen_tokens,

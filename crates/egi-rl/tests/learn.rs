@@ -79,10 +79,19 @@ fn learns(algo: Algo, base: Base, target: f64, max_steps: usize) {
         "{algo:?}: starts at {before}, not near chance"
     );
     let mut rho_seen = false;
+    let mut rho_only_seen = false;
     let mut acc = 0.0;
     while !tr.done() {
         let m = tr.step().unwrap();
         rho_seen |= m["rho_mean"].is_f64();
+        let f = m["groups_rho_only"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{m}");
+        rho_only_seen |= f > 0.0;
+        assert_eq!(
+            m["groups_sampled"],
+            m["groups_kept"].as_u64().unwrap() + m["groups_dropped"].as_u64().unwrap()
+        );
+        assert_eq!(m["sampling_rounds"], 1, "no dynamic sampling here");
         if tr.step.is_multiple_of(10) {
             acc = greedy_accuracy(&mut tr, &task);
             if acc >= target {
@@ -100,6 +109,7 @@ fn learns(algo: Algo, base: Base, target: f64, max_steps: usize) {
         algo == Algo::CorrPo,
         "rho measured only by CorR-PO"
     );
+    assert!(rho_only_seen, "near chance, some groups are all wrong");
     eprintln!("{algo:?}: {before:.2} -> {acc:.2} in {} steps", tr.step);
 }
 

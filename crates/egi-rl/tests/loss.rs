@@ -2,7 +2,7 @@
 //! 4-5 (ratios chosen on both sides of each clip boundary; gradients checked too).
 
 use candle_core::{Device, Tensor, Var};
-use egi_rl::advantage::{all_equal, group_advantages, Scale};
+use egi_rl::advantage::{all_equal, group_advantages, informative, Scale};
 use egi_rl::loss::{policy_loss, Base, LossConfig, Normalizer, TokenBatch};
 use egi_rl::reward::{corr_reward, overlong_penalty, Reward, RewardWeights};
 
@@ -220,6 +220,32 @@ fn advantages_by_hand() {
     // all-equal groups: zero advantages (and DAPO drops them)
     assert_eq!(group_advantages(&[0.3; 4], 4, Scale::Std), vec![0.0; 4]);
     assert!(all_equal(&[0.0, 0.0]) && !all_equal(&[0.0, 1.0]));
+    // DAPO's dynamic sampling decides on accuracy: an all-wrong group whose totals differ
+    // only by the overlong penalty and CorR-PO's term is still dropped
+    let w = RewardWeights {
+        format: 0.0,
+        lambda: 0.1,
+    };
+    let wrong: Vec<Reward> = [(0.0, Some(0.5)), (-0.5, Some(-0.5)), (-1.0, None)]
+        .iter()
+        .map(|&(ov, rho)| {
+            Reward {
+                acc: 0.0,
+                format: 0.0,
+                overlong: ov,
+                rho,
+                corr: 0.0,
+                total: 0.0,
+            }
+            .finish(&w, true)
+        })
+        .collect();
+    let totals: Vec<f64> = wrong.iter().map(|r| r.total).collect();
+    assert!(!all_equal(&totals), "{totals:?}");
+    assert!(!informative(
+        &wrong.iter().map(|r| r.acc).collect::<Vec<_>>()
+    ));
+    assert!(informative(&[1.0, 0.0, 0.0]));
     // and an all-zero-advantage batch gives zero loss and zero gradient
     let lp = [-1.0f32, -3.0];
     let norm = Normalizer {
