@@ -67,28 +67,12 @@ fn describe_holder(text: &str) -> String {
     }
 }
 
-/// The current time as "YYYY-MM-DD HH:MM:SS UTC" (days to civil date: Howard Hinnant's
-/// algorithm; no date crate for one line of text).
+/// The current time as "YYYY-MM-DD HH:MM:SS UTC" (the chat templates' strftime).
 fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    egi_model::chat::strftime_utc("%Y-%m-%d %H:%M:%S UTC", secs)
 }
 
 #[cfg(test)]
