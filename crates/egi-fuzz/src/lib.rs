@@ -13,51 +13,42 @@
 
 pub mod seeds;
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use candle_core::{DType, Device};
 
-/// A scratch directory for this process (in memory where /dev/shm exists).
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        if shm.is_dir() {
-            tempfile::tempdir_in(shm).unwrap_or_else(|_| tempfile::tempdir().expect("temp dir"))
-        } else {
-            tempfile::tempdir().expect("temp dir")
+/// A scratch directory for one input (in memory where /dev/shm exists), removed when the
+/// input is done.
+fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
         }
-    })
-    .path()
+    }
+    tempfile::tempdir().expect("temp dir")
 }
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("scratch file");
 }
 
-/// A tiny model directory in the scratch space: config.json (+ weights unless given).
-fn model_dir(name: &str, weights: Option<&[u8]>) -> PathBuf {
-    let dir = scratch().join(name);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+/// The tiny model's config files (and weights unless given) in `dir`.
+fn model_dir(dir: &Path, weights: Option<&[u8]>) {
     let tiny = seeds::tiny_llama_dir();
     for f in ["config.json", "generation_config.json"] {
-        if !dir.join(f).exists() {
-            std::fs::copy(tiny.join(f), dir.join(f)).expect("tiny model file");
-        }
+        std::fs::copy(tiny.join(f), dir.join(f)).expect("tiny model file");
     }
     match weights {
         Some(w) => write(&dir.join("model.safetensors"), w),
-        None if !dir.join("model.safetensors").exists() => {
+        None => {
             std::fs::copy(
                 tiny.join("model.safetensors"),
                 dir.join("model.safetensors"),
             )
             .expect("tiny weights");
         }
-        None => {}
     }
-    dir
 }
 
 fn load(path: &Path) -> Option<egi_model::LoadedModel> {
@@ -65,30 +56,31 @@ fn load(path: &Path) -> Option<egi_model::LoadedModel> {
 }
 
 pub fn gguf(data: &[u8]) {
-    let p = scratch().join("fuzz.gguf");
+    let d = scratch();
+    let p = d.path().join("fuzz.gguf");
     write(&p, data);
     let _ = load(&p);
 }
 
 pub fn safetensors(data: &[u8]) {
-    let dir = model_dir("safetensors", Some(data));
-    let _ = load(&dir);
+    let d = scratch();
+    model_dir(d.path(), Some(data));
+    let _ = load(d.path());
 }
 
 pub fn tokenizer(data: &[u8]) {
-    let dir = model_dir("tokenizer", None);
+    let d = scratch();
+    let dir = d.path();
+    model_dir(dir, None);
     let (tok, cfg) = match data.iter().position(|&b| b == 0xFF) {
         Some(i) => (&data[..i], Some(&data[i + 1..])),
         None => (data, None),
     };
     write(&dir.join("tokenizer.json"), tok);
-    match cfg {
-        Some(c) => write(&dir.join("tokenizer_config.json"), c),
-        None => {
-            let _ = std::fs::remove_file(dir.join("tokenizer_config.json"));
-        }
+    if let Some(c) = cfg {
+        write(&dir.join("tokenizer_config.json"), c);
     }
-    let Some(m) = load(&dir) else { return };
+    let Some(m) = load(dir) else { return };
     let Some(t) = m.tokenizer.as_ref() else {
         return;
     };
@@ -103,7 +95,8 @@ pub fn tokenizer(data: &[u8]) {
 }
 
 pub fn jsonl(data: &[u8]) {
-    let p = scratch().join("data.jsonl");
+    let d = scratch();
+    let p = d.path().join("data.jsonl");
     write(&p, data);
     let src = egi_eval::data::DataSource::File(p);
     let _ = egi_eval::data::load_problems(&src, None);
