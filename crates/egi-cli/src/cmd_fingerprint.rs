@@ -54,8 +54,12 @@ enum GranArg {
 enum StepModeArg {
     /// Step influence = mean of its token influences (one gradient per token).
     Mean,
-    /// One gradient of the step's summed logits (one backward per step; much cheaper).
+    /// One gradient of the step's summed logits (one backward per step; much cheaper;
+    /// grows with the step's length).
     SumLogits,
+    /// One gradient of the step's mean logit (as cheap as sum-logits; its value divided by
+    /// the step's token count).
+    MeanLogit,
 }
 #[derive(Clone, Copy, ValueEnum)]
 enum CorrArg {
@@ -262,6 +266,7 @@ fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
         step_mode: match a.step_mode {
             StepModeArg::Mean => StepMode::Mean,
             StepModeArg::SumLogits => StepMode::SumLogits,
+            StepModeArg::MeanLogit => StepMode::MeanLogit,
         },
         correlation: match a.correlation {
             CorrArg::Spearman => Correlation::Spearman,

@@ -19,8 +19,18 @@ pub enum StepMode {
     /// Mean of the step's token influences (needs one gradient per token). Default.
     Mean,
     /// One gradient of the step's summed target scalars (one backward per step; no
-    /// per-token influences).
+    /// per-token influences). Grows with the step's token count.
     SumLogits,
+    /// One gradient of the step's mean target scalar: `sum-logits` divided by the step's
+    /// token count (the norms are homogeneous), as cheap as `sum-logits`.
+    MeanLogit,
+}
+
+impl StepMode {
+    /// One backward per step rather than per token: no per-token influences.
+    pub fn per_step(self) -> bool {
+        !matches!(self, StepMode::Mean)
+    }
 }
 
 /// Which correlation is reported.
@@ -264,7 +274,7 @@ pub fn fingerprint_tape(
     // Targets: one per token, or one per step (its tokens' scalars summed).
     let groups: Vec<Vec<usize>> = match opts.step_mode {
         StepMode::Mean => (0..n_resp).map(|i| vec![i]).collect(),
-        StepMode::SumLogits => (0..ranges.len())
+        StepMode::SumLogits | StepMode::MeanLogit => (0..ranges.len())
             .map(|s| {
                 (0..n_resp)
                     .filter(|&i| tok_step[i] == s)
@@ -282,19 +292,18 @@ pub fn fingerprint_tape(
         .iter()
         .map(|&m| keys.iter().position(|&k| k == input_key(m)).unwrap())
         .collect();
-    let inputs: Vec<InputSide> = keys
-        .par_iter()
-        .map(|&(l, is_o)| -> Result<InputSide> {
+    // The inputs are read off the device from this thread (a GPU's one stream), then each
+    // Gram factor is formed in parallel on the CPU.
+    let xs = keys
+        .iter()
+        .map(|&(l, is_o)| -> Result<Dense> {
             let p = if is_o { Proj::O } else { Proj::Q };
             let x = tape.input_of(l, p).to_dtype(DType::F64)?;
             let (r, c) = x.dims2()?;
-            Ok(InputSide::new(Dense::new(
-                r,
-                c,
-                x.flatten_all()?.to_vec1()?,
-            )))
+            Ok(Dense::new(r, c, x.flatten_all()?.to_vec1()?))
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?;
+    let inputs: Vec<InputSide> = xs.into_par_iter().map(InputSide::new).collect();
     let mat_index = |l: usize, p: Proj| matrices.iter().position(|&m| m == (l, p));
     let mut group_norms = vec![vec![0f64; matrices.len()]; groups.len()];
     let mut flops = 0f64;
@@ -333,28 +342,43 @@ pub fn fingerprint_tape(
                 let out_dim = d.dim(1)?;
                 // Per target: D D^T over its prefix (in the model's dtype), then the small
                 // eigenproblem. D itself is only read when the large-side fallback needs it.
-                let out: Vec<f64> = (0..chunk.len())
-                    .into_par_iter()
-                    .map(|k| {
-                        let n = lens[k];
-                        let dk = d.narrow(0, offs[k], n)?;
-                        let ddk: Vec<f64> = dk
-                            .matmul(&dk.t()?)?
-                            .to_dtype(DType::F64)?
-                            .flatten_all()?
-                            .to_vec1()?;
-                        let dk = if inp.needs_d(n, out_dim) {
-                            Dense::new(
-                                n,
-                                out_dim,
-                                dk.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
-                            )
-                        } else {
-                            Dense::new(0, out_dim, vec![])
-                        };
-                        gradient_norm(inp, n, &ddk, &dk, opts.norm)
-                    })
-                    .collect::<Result<_>>()?;
+                let gram = |k: usize| -> Result<(Vec<f64>, Dense)> {
+                    let n = lens[k];
+                    let dk = d.narrow(0, offs[k], n)?;
+                    let ddk: Vec<f64> = dk
+                        .matmul(&dk.t()?)?
+                        .to_dtype(DType::F64)?
+                        .flatten_all()?
+                        .to_vec1()?;
+                    let dk = if inp.needs_d(n, out_dim) {
+                        Dense::new(
+                            n,
+                            out_dim,
+                            dk.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
+                        )
+                    } else {
+                        Dense::new(0, out_dim, vec![])
+                    };
+                    Ok((ddk, dk))
+                };
+                // On the CPU the products run in parallel with the eigenproblems; a GPU gets
+                // them one after another from this thread (one stream, one cuBLAS handle).
+                let out: Vec<f64> = if d.device().is_cpu() {
+                    (0..chunk.len())
+                        .into_par_iter()
+                        .map(|k| {
+                            let (ddk, dk) = gram(k)?;
+                            gradient_norm(inp, lens[k], &ddk, &dk, opts.norm)
+                        })
+                        .collect::<Result<_>>()?
+                } else {
+                    let grams = (0..chunk.len()).map(gram).collect::<Result<Vec<_>>>()?;
+                    grams
+                        .into_par_iter()
+                        .enumerate()
+                        .map(|(k, (ddk, dk))| gradient_norm(inp, lens[k], &ddk, &dk, opts.norm))
+                        .collect::<Result<_>>()?
+                };
                 for (k, v) in out.into_iter().enumerate() {
                     group_norms[chunk[k]][m] = v;
                 }
@@ -362,15 +386,17 @@ pub fn fingerprint_tape(
             },
         )?;
     }
+    if opts.step_mode == StepMode::MeanLogit {
+        for (norms, g) in group_norms.iter_mut().zip(&groups) {
+            norms.iter_mut().for_each(|v| *v /= g.len() as f64);
+        }
+    }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
 
     let tokens: Vec<TokenRecord> = (0..n_resp)
         .map(|i| {
             let (entropy, logit, logprob) = scores[i];
-            let norms = match opts.step_mode {
-                StepMode::Mean => Some(group_norms[i].clone()),
-                StepMode::SumLogits => None,
-            };
+            let norms = (!opts.step_mode.per_step()).then(|| group_norms[i].clone());
             TokenRecord {
                 pos: n_prompt + i,
                 id: ids[n_prompt + i],
@@ -402,7 +428,7 @@ pub fn fingerprint_tape(
                 ),
                 None,
             ),
-            StepMode::SumLogits => {
+            StepMode::SumLogits | StepMode::MeanLogit => {
                 let n = group_norms[gi].clone();
                 gi += 1;
                 (mean(&n), Some(n))
@@ -416,16 +442,17 @@ pub fn fingerprint_tape(
             norms,
         });
     }
-    let rho_token = match opts.step_mode {
-        StepMode::Mean => correlate(
+    let rho_token = if opts.step_mode.per_step() {
+        None
+    } else {
+        correlate(
             opts.correlation,
             &tokens.iter().map(|t| t.entropy).collect::<Vec<_>>(),
             &tokens
                 .iter()
                 .map(|t| t.influence.unwrap())
                 .collect::<Vec<_>>(),
-        ),
-        StepMode::SumLogits => None,
+        )
     };
     let rho_step = correlate(
         opts.correlation,

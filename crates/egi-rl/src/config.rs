@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use egi_probe::{StepMode, Target};
+
 use crate::loss::Base;
 use crate::optim::{OptimConfig, Schedule};
 
@@ -144,12 +146,13 @@ pub struct TrainConfig {
 
     /// Fingerprint used by CorR-PO's reward (docs/method.md section 2 options).
     pub fp_step_delim: String,
-    /// "sum-logits" (one backward per step, default here: it is what makes CorR-PO cheap) or
-    /// "mean" (one backward per token, the paper's default for measurement).
-    pub fp_step_mode: String,
+    /// How a step's influence is obtained: `mean` (METHOD's definition, one backward per
+    /// token), `mean-logit` or `sum-logits` (one backward per step). The default and why:
+    /// docs/method.md, "Step influence".
+    pub fp_step_mode: StepMode,
     /// Layers measured (None = all).
     pub fp_layers: Option<Vec<usize>>,
-    pub fp_target: String,
+    pub fp_target: Target,
     /// CorR-PO: take the fingerprint's activations from the update's own forward pass over
     /// each packed micro-batch (recorded once, before the rewards, and kept until the
     /// update) instead of a second forward per response. Costs the memory of every
@@ -207,10 +210,10 @@ impl Default for TrainConfig {
             eval_data: None,
             eval_limit: 50,
             fp_step_delim: "\n".into(),
-            fp_step_mode: "sum-logits".into(),
+            fp_step_mode: StepMode::SumLogits,
             fp_layers: None,
             fp_reuse_forward: true,
-            fp_target: "logit".into(),
+            fp_target: Target::Logit,
         }
     }
 }
@@ -297,18 +300,6 @@ impl TrainConfig {
         }
         if self.algo == Algo::CorrPo && !(self.lambda.is_finite()) {
             bail!("lambda (--lambda) must be finite");
-        }
-        if !["sum-logits", "mean"].contains(&self.fp_step_mode.as_str()) {
-            bail!(
-                "fp_step_mode must be sum-logits or mean, got {}",
-                self.fp_step_mode
-            );
-        }
-        if !["logit", "logprob", "nll"].contains(&self.fp_target.as_str()) {
-            bail!(
-                "fp_target must be logit, logprob or nll, got {}",
-                self.fp_target
-            );
         }
         if self.trainable == Trainable::Lora && self.lora_rank == 0 {
             bail!("lora_rank must be at least 1");

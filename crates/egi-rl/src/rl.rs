@@ -160,8 +160,8 @@ impl<'a> Trainer<'a> {
 
     fn probe_options_of(cfg: &TrainConfig) -> Result<ProbeOptions> {
         Ok(ProbeOptions {
-            target: serde_json::from_value(json!(cfg.fp_target))?,
-            step_mode: serde_json::from_value(json!(cfg.fp_step_mode))?,
+            target: cfg.fp_target,
+            step_mode: cfg.fp_step_mode,
             layers: cfg.fp_layers.clone(),
             step_delim: cfg.fp_step_delim.clone(),
             ..ProbeOptions::default()
