@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use egi_generate::{generate, Request, SamplingParams};
 
 #[derive(clap::Args)]
@@ -290,7 +290,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut t_fb = vec![];
     for _ in 0..a.reps {
         let t = Instant::now();
-        let attn = egi_model::AttnInput::causal(1, a.tokens - 1, DType::F32, &dev)?;
+        let attn = egi_model::AttnInput::causal(1, a.tokens - 1, m.model.dtype(), &dev)?;
         let h = m
             .model
             .forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?;
@@ -303,14 +303,16 @@ pub fn run(a: Args) -> Result<()> {
     }
     let fb = median(t_fb);
 
-    let bytes_per_step = ((body + emb) * 4) as f64; // f32 weights, tied lm_head counted once
+    let bytes_per_step = ((body + emb) * m.model.dtype().size_in_bytes()) as f64; // tied lm_head counted once
     let bound = bw * 1e9 / bytes_per_step;
     println!(
-        "egi bench: {} ({} layers, hidden {}, {:.1}M params), f32, {threads} threads",
+        "egi bench: {} ({} layers, hidden {}, {:.1}M params), {:?} on {}, {threads} threads",
         m.source.path().display(),
         cfg.num_layers,
         cfg.hidden_size,
-        (body + emb) as f64 / 1e6
+        (body + emb) as f64 / 1e6,
+        m.model.dtype(),
+        egi_model::device_name(&dev),
     );
     println!("| measurement | value |");
     println!("|---|---|");

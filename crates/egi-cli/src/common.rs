@@ -3,20 +3,44 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use egi_model::LoadedModel;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The global `--device` and `--dtype`, as given (checked when a model is loaded, so that
+/// commands that compute nothing never fail on them).
+static COMPUTE: OnceLock<(String, String)> = OnceLock::new();
+
+pub fn set_compute(device: &str, dtype: &str) {
+    let _ = COMPUTE.set((device.to_string(), dtype.to_string()));
+}
+
+/// The device and dtype models are loaded on.
+pub fn compute() -> Result<(Device, DType)> {
+    let (dev, dt) = COMPUTE
+        .get()
+        .cloned()
+        .unwrap_or_else(|| ("auto".into(), "f32".into()));
+    Ok((
+        egi_model::select_device(&dev)?,
+        egi_model::parse_dtype(&dt)?,
+    ))
+}
+
 pub fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = std::time::Instant::now();
-    let m = egi_model::load(spec, DType::F32, &Device::Cpu)?;
+    let (device, dtype) = compute()?;
+    let m = egi_model::load(spec, dtype, &device)?;
     tracing::info!(
-        "loaded {} ({} layers) from {} in {:.1}s",
+        "loaded {} ({} layers) from {} on {} ({:?}) in {:.1}s",
         m.model.cfg.arch.model_type(),
         m.model.cfg.num_layers,
         m.source.path().display(),
+        egi_model::device_name(&device),
+        dtype,
         t.elapsed().as_secs_f64()
     );
     Ok(m)

@@ -47,6 +47,15 @@ struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Where models compute: `cpu`, `cuda` (first GPU), `cuda:N`, or `auto` (a GPU when this
+    /// egi was built with `--features cuda` and one is present, else the CPU). GPU set-up:
+    /// docs/gpu.md.
+    #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
+    device: String,
+    /// Precision of weights and activations: `f32`, or `bf16` (half the memory, faster on
+    /// GPUs; entropies, log-probs, norms and statistics are still computed in f32 or f64).
+    #[arg(long, global = true, default_value = "f32", value_name = "DTYPE")]
+    dtype: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -134,6 +143,7 @@ fn main() {
         .threads
         .unwrap_or_else(candle_core::utils::get_num_threads);
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    common::set_compute(&cli.device, &cli.dtype);
     let r = match cli.cmd {
         Cmd::Fingerprint(a) => cmd_fingerprint::run(a),
         Cmd::Eval(a) => cmd_eval::run(a),

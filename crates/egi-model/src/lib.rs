@@ -4,6 +4,7 @@
 //! - [`config`], [`weights`]: hyper-parameters and tensors from HF or GGUF checkpoints;
 //! - [`tokenizer`], [`chat`]: tokenizers from tokenizer.json or GGUF metadata, chat templates;
 //! - [`model`]: Llama / Qwen2 / Qwen3 forward passes, exact gradients, KV-cache inference;
+//! - [`device`]: `--device` (CPU or CUDA GPU) and `--dtype`;
 //! - [`load`]: all of the above in one call, and saving back to an HF directory;
 //! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
 
@@ -11,6 +12,7 @@ pub mod alloc;
 pub mod backprop;
 pub mod chat;
 pub mod config;
+pub mod device;
 #[macro_use]
 pub mod fastops;
 pub mod kernels;
@@ -24,6 +26,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};
+pub use device::{device_name, parse_dtype, select_device};
 pub use load::{load, save_hf_dir, GenerationDefaults, LoadedModel};
 pub use model::{AttnInput, KvCache, LayerView, Transformer};
 pub use tokenizer::Tokenizer;
