@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use egi_generate::{generate, Request, SamplingParams};
 
 #[derive(clap::Args)]
@@ -85,7 +85,7 @@ fn probe_bench(a: &Args) -> Result<()> {
             .map(|(p, r)| (p.to_string(), r.to_string()))
             .collect(),
     };
-    let mm = matmul_rate()?;
+    let (_, mm) = matmul_rate(m.model.device(), m.model.dtype())?;
     let opts = ProbeOptions::default();
     let matrices = opts.matrices(m.model.cfg.num_layers)?;
     let (mut t_oracle, mut n_oracle) = (0f64, 0usize);
@@ -158,7 +158,7 @@ fn probe_bench(a: &Args) -> Result<()> {
         so / ss
     );
     println!("fast path vs oracle on the timed tokens: worst relative error of a nuclear norm {worst:.1e}");
-    println!("fast path backward: {rate:.1} GFLOP/s achieved (2 x non-embedding params x prefix per token) vs {mm:.1} GFLOP/s f32 matmul ({:.0}%)", 100.0 * rate / mm);
+    println!("fast path backward: {rate:.1} GFLOP/s achieved (2 x non-embedding params x prefix per token) vs {mm:.1} GFLOP/s {:?} matmul ({:.0}%)", m.model.dtype(), 100.0 * rate / mm);
     if a.json {
         println!(
             "{}",
@@ -174,34 +174,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Copy bandwidth in GB/s (bytes read + written), from a 256 MiB buffer.
-fn copy_bandwidth() -> f64 {
+/// Copy bandwidth in GB/s (bytes read + written) of `dev`'s memory, from a 256 MiB buffer.
+fn copy_bandwidth(dev: &Device) -> Result<f64> {
     let n = 64 << 20; // f32 elements
-    let src = vec![1.0f32; n];
-    let mut dst = vec![0.0f32; n];
     let mut best = 0.0f64;
-    for _ in 0..5 {
-        let t = Instant::now();
-        dst.copy_from_slice(&src);
-        let s = t.elapsed().as_secs_f64();
-        std::hint::black_box(&dst);
-        best = best.max(2.0 * (n * 4) as f64 / s / 1e9);
+    if dev.is_cpu() {
+        let src = vec![1.0f32; n];
+        let mut dst = vec![0.0f32; n];
+        for _ in 0..5 {
+            let t = Instant::now();
+            dst.copy_from_slice(&src);
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(&dst);
+            best = best.max(2.0 * (n * 4) as f64 / s / 1e9);
+        }
+        return Ok(best);
     }
-    best
+    let src = Tensor::ones(n, DType::F32, dev)?;
+    for _ in 0..5 {
+        dev.synchronize()?;
+        let t = Instant::now();
+        let dst = src.copy()?;
+        dev.synchronize()?;
+        best = best.max(2.0 * (n * 4) as f64 / t.elapsed().as_secs_f64() / 1e9);
+        drop(dst);
+    }
+    Ok(best)
 }
 
-/// f32 matrix-multiply rate in GFLOP/s (1024^3 products through candle).
-fn matmul_rate() -> Result<f64> {
-    let a = Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (1024, 1024), &Device::Cpu)?;
+/// Matrix-multiply rate in GFLOP/s on `dev` in `dtype` (n^3 products through candle: 1024 on
+/// the CPU, 8192 on a GPU).
+fn matmul_rate(dev: &Device, dtype: DType) -> Result<(usize, f64)> {
+    let n = if dev.is_cpu() { 1024 } else { 8192 };
+    let a = Tensor::randn(0f32, 1.0, (n, n), dev)?.to_dtype(dtype)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), dev)?.to_dtype(dtype)?;
     let mut times = vec![];
     for _ in 0..5 {
+        dev.synchronize()?;
         let t = Instant::now();
         let c = a.matmul(&b)?;
-        std::hint::black_box(c.sum_all()?.to_scalar::<f32>()?);
+        dev.synchronize()?;
         times.push(t.elapsed().as_secs_f64());
+        drop(c);
     }
-    Ok(2.0 * 1024f64.powi(3) / median(times) / 1e9)
+    Ok((n, 2.0 * (n as f64).powi(3) / median(times) / 1e9))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -217,15 +233,15 @@ pub fn run(a: Args) -> Result<()> {
     let cfg = m.model.cfg.clone();
     let (body, emb) = cfg.n_params();
     let threads = candle_core::utils::get_num_threads();
-    let bw = copy_bandwidth();
-    let mm = matmul_rate()?;
+    let dev = m.model.device().clone();
+    let bw = copy_bandwidth(&dev)?;
+    let (mm_n, mm) = matmul_rate(&dev, m.model.dtype())?;
     // Prompt: real text, repeated to the requested length.
     let base = tok.encode(
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May? ",
         false,
     )?;
     let prompt: Vec<u32> = base.iter().cycle().take(a.tokens).cloned().collect();
-    let dev = m.model.device().clone();
 
     // Prefill: one cached forward over the prompt, last-position logits.
     let mut t_prefill = vec![];
@@ -298,6 +314,7 @@ pub fn run(a: Args) -> Result<()> {
             .model
             .target_logprobs(&h, &ids.narrow(1, 1, a.tokens - 1)?, 128)?;
         let grads = lp.sum_all()?.neg()?.backward()?;
+        dev.synchronize()?; // a GPU returns before its kernels finish
         std::hint::black_box(grads);
         t_fb.push(t.elapsed().as_secs_f64());
     }
@@ -317,7 +334,10 @@ pub fn run(a: Args) -> Result<()> {
     println!("| measurement | value |");
     println!("|---|---|");
     println!("| memory copy bandwidth | {bw:.1} GB/s |");
-    println!("| f32 matmul 1024^3 | {mm:.1} GFLOP/s |");
+    println!(
+        "| {:?} matmul {mm_n}^3 | {mm:.1} GFLOP/s |",
+        m.model.dtype()
+    );
     println!("| prefill ({} tokens) | {prefill:.0} tokens/s |", a.tokens);
     println!("| decode, batch 1 | {d1:.1} tokens/s |");
     println!(
@@ -334,7 +354,7 @@ pub fn run(a: Args) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "model": m.source.path(), "threads": threads, "copy_gb_s": bw, "matmul_gflop_s": mm,
+                "model": m.source.path(), "threads": threads, "copy_gb_s": bw, "matmul_gflop_s": mm, "matmul_n": mm_n, "device": egi_model::device_name(&dev),
                 "prefill_tok_s": prefill, "decode_b1_tok_s": d1, "decode_batch": a.batch,
                 "decode_batch_tok_s": db, "decode_bound_steps_s": bound, "fwd_bwd_s": fb,
             })

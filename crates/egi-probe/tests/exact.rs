@@ -71,7 +71,7 @@ fn check_against_oracle(arch: Arch, target: Target, norm: Norm, mode: StepMode, 
                 }
             }
         }
-        StepMode::SumLogits => {
+        StepMode::SumLogits | StepMode::MeanLogit => {
             for (s, st) in fp.steps.iter().enumerate() {
                 let targets: Vec<(usize, u32)> = fp
                     .tokens
@@ -79,8 +79,15 @@ fn check_against_oracle(arch: Arch, target: Target, norm: Norm, mode: StepMode, 
                     .filter(|t| t.step == s)
                     .map(|t| (t.pos, t.id))
                     .collect();
+                // The oracle differentiates the sum; mean-logit is its norm over the count.
+                let per = if mode == StepMode::MeanLogit {
+                    targets.len() as f64
+                } else {
+                    1.0
+                };
                 let want = gradient_norms(&m, &IDS, &targets, &matrices, target, norm).unwrap();
                 for (a, b) in st.norms.as_ref().unwrap().iter().zip(&want) {
+                    let b = &(b / per);
                     let rel = (a - b).abs() / b.abs().max(1e-12);
                     worst = worst.max(rel);
                     assert!(rel <= 1e-5, "{arch:?} step {s}: fast {a} oracle {b}");
@@ -111,6 +118,24 @@ fn fast_equals_oracle_qwen2() {
         Target::Nll,
         Norm::Nuclear,
         StepMode::SumLogits,
+        2,
+    );
+}
+
+#[test]
+fn mean_logit_equals_oracle() {
+    check_against_oracle(
+        Arch::Llama,
+        Target::Logit,
+        Norm::Nuclear,
+        StepMode::MeanLogit,
+        3,
+    );
+    check_against_oracle(
+        Arch::Qwen2,
+        Target::Logit,
+        Norm::Frobenius,
+        StepMode::MeanLogit,
         2,
     );
 }
