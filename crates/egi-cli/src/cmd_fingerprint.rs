@@ -529,6 +529,7 @@ fn probe_one(
         "matrix_mean": mat_sum.iter().map(|s| s / cnt.max(1) as f64).collect::<Vec<_>>(),
         "seconds": fp.seconds,
         "backward_flops": fp.backward_flops,
+        "dense_fallbacks": fp.dense_fallbacks,
     }))
 }
 
@@ -609,6 +610,8 @@ fn summarize(
         .iter()
         .map(|v| v["seconds"].as_f64().unwrap_or(0.0))
         .sum();
+    // Lines written before the count existed have none: null, not a made-up 0.
+    let dense_fallbacks: Option<u64> = ok.iter().map(|v| v["dense_fallbacks"].as_u64()).sum();
     let primary = match opts.granularity {
         Granularity::Token => &rt,
         Granularity::Step => &rs,
@@ -637,6 +640,7 @@ fn summarize(
         "matrix_mean": {"rows": "layer", "cols": ["q", "k", "v", "o"], "values": grid},
         "wall_seconds": wall,
         "probe_seconds": probe_secs,
+        "dense_fallbacks": dense_fallbacks,
         "tokens_per_second": if probe_secs > 0.0 { json!(n_tok as f64 / probe_secs) } else { Value::Null },
         "seconds_per_token": if n_tok > 0 { json!(probe_secs / n_tok as f64) } else { Value::Null },
     }))

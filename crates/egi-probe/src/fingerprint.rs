@@ -149,6 +149,9 @@ pub struct ResponseFingerprint {
     /// Wall time of the gradient part, and the multiply-add count of its backward passes.
     pub seconds: f64,
     pub backward_flops: f64,
+    /// (target, matrix) pairs whose norm needed the gradient G itself (out x in) and its
+    /// SVD: prefixes longer than the matrix's input width (docs/method.md section 2).
+    pub dense_fallbacks: usize,
 }
 
 /// Character ranges of the steps: split after each delimiter (it ends its step).
@@ -307,6 +310,7 @@ pub fn fingerprint_tape(
     let mat_index = |l: usize, p: Proj| matrices.iter().position(|&m| m == (l, p));
     let mut group_norms = vec![vec![0f64; matrices.len()]; groups.len()];
     let mut flops = 0f64;
+    let mut dense_fallbacks = 0usize;
     let (body, _) = model.cfg.n_params();
     for chunk_start in (0..groups.len()).step_by(opts.batch.max(1)) {
         let chunk: Vec<usize> =
@@ -343,19 +347,14 @@ pub fn fingerprint_tape(
                 // Per target: D D^T over its prefix (in the model's dtype), then the small
                 // eigenproblem. D itself is only read when the large-side fallback needs it.
                 let gram = |k: usize| -> Result<(Vec<f64>, Dense)> {
+                    // In f64: D D^T of a long prefix sums many products, and its small
+                    // eigenvalues are what the nuclear norm adds up.
                     let n = lens[k];
-                    let dk = d.narrow(0, offs[k], n)?;
-                    let ddk: Vec<f64> = dk
-                        .matmul(&dk.t()?)?
-                        .to_dtype(DType::F64)?
-                        .flatten_all()?
-                        .to_vec1()?;
-                    let dk = if inp.needs_d(n, out_dim) {
-                        Dense::new(
-                            n,
-                            out_dim,
-                            dk.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
-                        )
+                    let dk = d.narrow(0, offs[k], n)?.to_dtype(DType::F64)?;
+                    let ddk: Vec<f64> = dk.matmul(&dk.t()?)?.flatten_all()?.to_vec1()?;
+                    // An f64 model is the reference mode: D itself, for full f64 accuracy.
+                    let dk = if inp.needs_d(n, out_dim) || d.dtype() == DType::F64 {
+                        Dense::new(n, out_dim, dk.flatten_all()?.to_vec1()?)
                     } else {
                         Dense::new(0, out_dim, vec![])
                     };
@@ -382,6 +381,7 @@ pub fn fingerprint_tape(
                 for (k, v) in out.into_iter().enumerate() {
                     group_norms[chunk[k]][m] = v;
                 }
+                dense_fallbacks += lens.iter().filter(|&&n| inp.dense_fallback(n)).count();
                 Ok(())
             },
         )?;
@@ -467,6 +467,7 @@ pub fn fingerprint_tape(
         matrices,
         seconds: t0.elapsed().as_secs_f64(),
         backward_flops: flops,
+        dense_fallbacks,
     })
 }
 

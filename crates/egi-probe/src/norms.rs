@@ -1,15 +1,19 @@
 //! Norms of a rank-structured gradient G = D^T X (D: n x out output gradients, X: n x in
 //! inputs, n positions) without forming G when n is the small side.
 //!
-//! ||G||_F^2 = tr((X X^T)(D D^T)). The nonzero singular values of G are the square roots of the
-//! eigenvalues of L^T (D D^T) L, with L the Cholesky factor of X X^T: n x n instead of
-//! out x in. The Cholesky factor of a leading block of X X^T is the leading block of its
-//! factor, so one factorization per matrix and response serves every target token.
-//! When n exceeds min(in, out) (or X X^T is singular), G is formed and its singular values
-//! taken directly.
+//! ||G||_F^2 = tr((X X^T)(D D^T)). With X^T = Q R (Householder QR, R upper triangular), G =
+//! D^T R^T Q^T has the singular values of R D: the square roots of the eigenvalues of
+//! R (D D^T) R^T, n x n instead of out x in. R's leading n x n block is the R of X's first n
+//! rows, so one factorization per matrix and response serves every target token. QR needs no
+//! positive definiteness: on real text X X^T is exactly singular (layer 0's inputs repeat
+//! bit for bit for every repeated token id), where a Cholesky factor does not exist, and R
+//! then simply has zero rows. Only when n exceeds the input width is G formed and its
+//! singular values taken directly (counted as a dense fallback).
 
 use anyhow::{bail, Result};
-use faer::{Mat, Side};
+use faer::Mat;
+#[cfg(test)]
+use faer::Side;
 
 /// Which norm of the gradient (docs/method.md section 2; default nuclear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,40 +41,42 @@ impl Dense {
     }
 }
 
-/// Per (matrix, response): the inputs X and the Cholesky factor of their Gram matrix.
+/// Per (matrix, response): the inputs X and the R factor of X^T = Q R.
 pub struct InputSide {
     x: Dense,
-    /// Lower Cholesky factor of X X^T (column-major faer), or None when X X^T is singular.
-    chol: Option<Mat<f64>>,
+    /// Upper-triangular R of the QR factorization of X^T's first m = min(T, in) columns
+    /// (m x m, column-major faer): X_n X_n^T = R_n^T R_n for every prefix n <= m.
+    r: Mat<f64>,
 }
 
 impl InputSide {
     pub fn new(x: Dense) -> Self {
-        let n = x.rows;
-        let k = x.cols;
-        // X X^T through faer's matmul (blocked, SIMD): a scalar loop here was a quarter of
-        // the fingerprint's time.
-        let xm = Mat::<f64>::from_fn(n, k, |i, j| x.data[i * k + j]);
-        let gram = &xm * xm.transpose();
-        let chol = if n <= k {
-            gram.llt(Side::Lower).ok().map(|f| f.L().to_owned())
+        let m = x.rows.min(x.cols);
+        let xt = Mat::<f64>::from_fn(x.cols, m, |i, j| x.data[j * x.cols + i]);
+        let r = if m == 0 {
+            Mat::zeros(0, 0)
         } else {
-            None
+            xt.qr().thin_R().to_owned()
         };
-        InputSide { x, chol }
+        InputSide { x, r }
     }
-}
 
-impl InputSide {
-    /// Whether [`gradient_norm`] will read D itself (large side) for `n` positions and
-    /// `out` output features, rather than only D D^T.
+    /// Whether [`gradient_norm`] will read D itself, rather than only D D^T, for `n`
+    /// positions and `out` output features.
     pub fn needs_d(&self, n: usize, out: usize) -> bool {
-        !(n <= self.x.cols && n <= out && self.chol.is_some())
+        !(n <= self.r.nrows() && n <= out)
+    }
+
+    /// Whether [`gradient_norm`] forms G (out x in) for `n` positions: more positions than
+    /// inputs, where no n x n route exists.
+    pub fn dense_fallback(&self, n: usize) -> bool {
+        n > self.r.nrows()
     }
 }
 
 /// ||D^T X_n|| for the first `n` positions, `dd` = D D^T over those positions (n x n,
-/// row-major), `d` = D itself (n x out) for the fallback path.
+/// row-major), `d` = D itself (n x out) where the caller gives it (at least n rows: then the
+/// nuclear norm is taken from D rather than from D D^T), else an empty matrix.
 pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Norm) -> Result<f64> {
     if dd.len() != n * n || n > inp.x.rows {
         bail!("gradient_norm: inconsistent sizes");
@@ -87,29 +93,36 @@ pub fn gradient_norm(inp: &InputSide, n: usize, dd: &[f64], d: &Dense, norm: Nor
         }
         return Ok(s.max(0.0).sqrt());
     }
-    let small_side = n <= k_in && n <= d.cols;
-    if let (true, Some(l)) = (small_side, &inp.chol) {
-        let l = l.as_ref().submatrix(0, 0, n, n);
-        let b = Mat::<f64>::from_fn(n, n, |i, j| dd[i * n + j]);
-        let m = l.transpose() * &b * l;
-        // Symmetrize away rounding before the symmetric eigensolver.
-        let m = Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
-        let ev = sym_eigenvalues(m)?;
-        return Ok(ev.iter().map(|&x| x.max(0.0).sqrt()).sum());
+    if n <= inp.r.nrows() {
+        let r = inp.r.as_ref().submatrix(0, 0, n, n);
+        if n <= d.cols && d.rows < n {
+            let b = Mat::<f64>::from_fn(n, n, |i, j| dd[i * n + j]);
+            let m = r * &b * r.transpose();
+            // Symmetrize away rounding before the symmetric eigensolver.
+            let m = Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (m[(i, j)] + m[(j, i)]));
+            let ev = sym_eigenvalues(m)?;
+            // Eigenvalues are squared singular values: rounding leaves exact zeros (a rank-
+            // deficient X, e.g. repeated tokens at layer 0) at about eps * lambda_max, whose
+            // square roots (~1e-8 sigma_max each) would add up. Below this floor no singular
+            // value is resolved anyway.
+            let floor = 16.0 * n as f64 * f64::EPSILON * ev.iter().fold(0f64, |a, &x| a.max(x));
+            return Ok(ev.iter().filter(|&&x| x > floor).map(|&x| x.sqrt()).sum());
+        }
+        // Given D (more positions than outputs, as for k/v of a GQA model on a long prefix,
+        // or an f64 model, where the squared singular values of the route above resolve
+        // nothing below 1.5e-8 sigma_max): the singular values of R D (n x out) directly, a
+        // smaller SVD than G's own (out x in).
+        if d.rows < n {
+            bail!("gradient_norm: D has {} rows, {n} needed", d.rows);
+        }
+        let dm = Mat::<f64>::from_fn(n, d.cols, |s, o| d.at(s, o));
+        return nuclear_dense(&(r * &dm));
     }
     if d.rows < n {
         bail!("gradient_norm: D has {} rows, {n} needed", d.rows);
     }
     let dm = Mat::<f64>::from_fn(n, d.cols, |s, o| d.at(s, o));
-    if let (true, Some(l)) = (n <= k_in, &inp.chol) {
-        // More positions than outputs (k/v of a GQA model on a long prefix): with X X^T =
-        // L L^T, G G^T = (L^T D)^T (L^T D), so G has the singular values of L^T D (n x out),
-        // a smaller SVD than G's own (out x in).
-        let l = l.as_ref().submatrix(0, 0, n, n);
-        return nuclear_dense(&(l.transpose() * &dm));
-    }
-    // X X^T singular or more positions than inputs: form G = D^T X (out x in) and take its
-    // singular values.
+    // More positions than inputs: form G = D^T X (out x in) and take its singular values.
     let xm = Mat::<f64>::from_fn(n, k_in, |s, i| inp.x.at(s, i));
     nuclear_dense(&(dm.transpose() * &xm))
 }
