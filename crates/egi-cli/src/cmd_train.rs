@@ -80,9 +80,15 @@ pub struct TrainArgs {
     /// Weight of the format reward (answer given explicitly; default 0 = off).
     #[arg(long)]
     format_weight: Option<f64>,
-    /// Optimizer steps per rollout batch (PPO epochs).
+    /// Passes over each rollout batch (PPO epochs).
     #[arg(long)]
     ppo_epochs: Option<usize>,
+    /// Optimizer steps per pass: the rollout batch split into M mini-batches, pi_old frozen at
+    /// sampling, so that from the second step on the ratio moves and clipping acts (default
+    /// from each paper: GRPO and Dr.GRPO 1, DAPO 16, GSPO 4; at most the number of
+    /// micro-batches).
+    #[arg(long, value_name = "M")]
+    mini_batches: Option<usize>,
     /// Responses per forward/backward pass (memory bound).
     #[arg(long)]
     micro_batch: Option<usize>,
@@ -168,6 +174,9 @@ impl TrainArgs {
             ppo_epochs,
             micro_batch
         );
+        if let Some(m) = self.mini_batches {
+            c.mini_batches = Some(m);
+        }
         set!(
             warmup_steps,
             max_grad_norm,

@@ -96,8 +96,12 @@ pub struct TrainConfig {
     pub max_new_tokens: usize,
     pub temperature: f64,
     pub top_p: f64,
-    /// Passes over each rollout batch (one optimizer step per pass).
+    /// Passes over each rollout batch (each pass takes `mini_batches` optimizer steps).
     pub ppo_epochs: usize,
+    /// Optimizer steps per pass: the batch split into this many mini-batches, pi_old frozen
+    /// at sampling (default per algorithm from its paper: [`Base::default_mini_batches`];
+    /// at most the number of micro-batches).
+    pub mini_batches: Option<usize>,
     /// Responses packed into one forward/backward (bounds memory).
     pub micro_batch: usize,
     /// Clip range; defaults per algorithm (GRPO 0.2/0.2, DAPO 0.2/0.28, GSPO 3e-4/4e-4).
@@ -180,6 +184,7 @@ impl Default for TrainConfig {
             temperature: 1.0,
             top_p: 1.0,
             ppo_epochs: 1,
+            mini_batches: None,
             micro_batch: 4,
             eps_low: None,
             eps_high: None,
@@ -238,6 +243,11 @@ impl TrainConfig {
         let (l, h) = self.base_algo().default_clip();
         (self.eps_low.unwrap_or(l), self.eps_high.unwrap_or(h))
     }
+    /// Optimizer steps per pass over the rollout batch.
+    pub fn mini_batches(&self) -> usize {
+        self.mini_batches
+            .unwrap_or(self.base_algo().default_mini_batches())
+    }
     pub fn use_overlong(&self) -> bool {
         self.overlong_penalty
             .unwrap_or(self.base_algo() == Base::Dapo)
@@ -276,6 +286,9 @@ impl TrainConfig {
         pos(self.batch_prompts, "batch_prompts (--batch-prompts)")?;
         pos(self.max_new_tokens, "max_new_tokens (--max-new-tokens)")?;
         pos(self.ppo_epochs, "ppo_epochs")?;
+        if self.mini_batches == Some(0) {
+            bail!("mini_batches (--mini-batches) must be at least 1");
+        }
         pos(self.micro_batch, "micro_batch")?;
         if self.group_size < 2 {
             bail!("group_size (--group-size) must be at least 2: advantages compare responses within a group");

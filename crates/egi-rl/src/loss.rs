@@ -33,6 +33,17 @@ impl Base {
             Base::Gspo => (3e-4, 4e-4),
         }
     }
+    /// Optimizer steps per pass over a rollout batch, from the papers: GRPO (DeepSeekMath)
+    /// takes a single update per exploration stage; DAPO splits 512 prompts x 16 responses
+    /// into mini-batches of 512 responses, 16 updates; GSPO partitions each batch into four
+    /// mini-batches. Dr.GRPO states none: GRPO's.
+    pub fn default_mini_batches(self) -> usize {
+        match self {
+            Base::Grpo | Base::DrGrpo => 1,
+            Base::Dapo => 16,
+            Base::Gspo => 4,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Base::Grpo => "grpo",

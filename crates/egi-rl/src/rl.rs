@@ -18,13 +18,20 @@ use crate::advantage::{all_equal, group_advantages, informative, Scale};
 use crate::checkpoint::{self, MetricsLog, TrainerState};
 use crate::config::{Algo, TrainConfig};
 use crate::loss::{policy_loss, Base, LossConfig, LossStats, Normalizer, TokenBatch};
-use crate::policy::{pack, token_logprobs};
-use crate::policy_state::Policy;
+use crate::policy::{pack, token_logprobs, Packed};
+use crate::policy_state::{Forward, Policy};
 use crate::reward::{overlong_penalty, Reward, RewardWeights};
 use crate::task::Task;
 
 /// Vocabulary projection chunk (rows at a time) in the loss forward.
 const LOGIT_CHUNK: usize = 1024;
+
+/// `n` micro-batches split into `m` (at most `n`, at least 1) contiguous mini-batches of
+/// near-equal size.
+fn mini_batch_ranges(n: usize, m: usize) -> Vec<std::ops::Range<usize>> {
+    let m = m.clamp(1, n.max(1));
+    (0..m).map(|j| j * n / m..(j + 1) * n / m).collect()
+}
 
 /// One prompt's rollouts.
 struct Group {
@@ -357,22 +364,9 @@ impl<'a> Trainer<'a> {
             .collect();
         secs[1] += t_reward.elapsed().as_secs_f64();
 
-        // 3. Update: gradient accumulated over micro-batches, one optimizer step per epoch.
+        // 3. Update: each epoch takes one optimizer step per mini-batch (a run of micro-batches
+        // whose gradients are accumulated); pi_old is the policy that sampled.
         let t_up = Instant::now();
-        let norm = Normalizer {
-            n_seq: (kept.len() * cfg.group_size).max(1),
-            n_tok: kept
-                .iter()
-                .map(|&i| {
-                    all[i]
-                        .completions
-                        .iter()
-                        .map(|c| c.token_ids.len())
-                        .sum::<usize>()
-                })
-                .sum(),
-            max_len: cfg.max_new_tokens,
-        };
         let (eps_low, eps_high) = cfg.clip();
         let lcfg = LossConfig {
             base,
@@ -392,58 +386,99 @@ impl<'a> Trainer<'a> {
                 mbs.push((k, s, cfg.micro_batch.min(cfg.group_size - s)));
             }
         }
+        let minis = mini_batch_ranges(mbs.len(), cfg.mini_batches());
+        // Each mini-batch's loss is normalised over its own responses and tokens (with one
+        // mini-batch: the whole rollout batch).
+        let norms: Vec<Normalizer> = minis
+            .iter()
+            .map(|r| Normalizer {
+                n_seq: mbs[r.clone()].iter().map(|m| m.2).sum::<usize>().max(1),
+                n_tok: mbs[r.clone()]
+                    .iter()
+                    .map(|&(k, s, n)| {
+                        all[kept[k]].completions[s..s + n]
+                            .iter()
+                            .map(|c| c.token_ids.len())
+                            .sum::<usize>()
+                    })
+                    .sum(),
+                max_len: cfg.max_new_tokens,
+            })
+            .collect();
+        let pack_of = |&(k, s, n): &(usize, usize, usize)| {
+            let grp = &all[kept[k]];
+            let resp: Vec<&[u32]> = grp.completions[s..s + n]
+                .iter()
+                .map(|c| c.token_ids.as_slice())
+                .collect();
+            (grp.cursor, pack(self.task.prompt_ids(grp.problem), &resp))
+        };
         let mut old: Vec<Option<Vec<f32>>> = vec![None; mbs.len()];
         let mut refs: Vec<Option<Vec<f32>>> = vec![None; mbs.len()];
-        for epoch in 0..cfg.ppo_epochs {
-            let mut acc: Vec<Option<Tensor>> = vec![None; self.policy.opt.vars().len()];
-            if any_signal {
-                for (mi, &(k, s, n)) in mbs.iter().enumerate() {
-                    let grp = &all[kept[k]];
-                    let resp: Vec<&[u32]> = grp.completions[s..s + n]
-                        .iter()
-                        .map(|c| c.token_ids.as_slice())
-                        .collect();
-                    let pk = pack(self.task.prompt_ids(grp.problem), &resp);
-                    if pk.tgt.is_empty() {
-                        continue;
-                    }
-                    let fwd = match self.recorded.remove(&(grp.cursor, s)) {
-                        Some(f) if epoch == 0 => f,
-                        _ => self.policy.forward(&pk, LOGIT_CHUNK)?,
-                    };
-                    let logp = fwd.logp();
-                    if epoch == 0 {
-                        // pi_old = the weights that sampled: unchanged until this epoch's step.
-                        old[mi] = Some(logp.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?);
-                        let ent = fwd.entropy();
-                        ent_sum += ent.iter().map(|&e| e as f64).sum::<f64>();
-                        ent_n += ent.len();
-                        if let Some(r) = &self.reference {
-                            let (l, _) = token_logprobs(r, &pk, LOGIT_CHUNK)?;
-                            refs[mi] = Some(l.to_vec1::<f32>()?);
-                        }
-                    }
-                    let tb = TokenBatch {
-                        seq: pk.seq.clone(),
-                        old_logp: old[mi].clone().context("old log-probs")?,
-                        ref_logp: refs[mi].clone(),
-                        adv: adv[k][s..s + n].iter().map(|&a| a as f32).collect(),
-                    };
-                    let (loss, st) = policy_loss(logp, &tb, &lcfg, &norm)?;
-                    if !st.loss.is_finite() {
-                        bail!(self.nonfinite(&format!("the loss is {}", st.loss)));
-                    }
-                    if epoch == 0 {
-                        stats.add(&st);
-                    }
-                    self.policy.backward(fwd, &loss, &mut acc)?;
+        // With several mini-batches the weights move before the later ones are reached: take
+        // pi_old (and the reference, the entropy) of every micro-batch first.
+        let frozen_first = minis.len() > 1;
+        if any_signal && frozen_first {
+            for (mi, mb) in mbs.iter().enumerate() {
+                let (cursor, pk) = pack_of(mb);
+                if pk.tgt.is_empty() {
+                    continue;
                 }
+                let fwd = match self.recorded.remove(&(cursor, mb.1)) {
+                    Some(f) => f,
+                    None => self.policy.forward(&pk, LOGIT_CHUNK)?,
+                };
+                self.take_old(&fwd, &pk, mi, &mut old, &mut refs, &mut ent_sum, &mut ent_n)?;
             }
-            grad_norm = self
-                .policy
-                .opt
-                .step(&acc, lr)
-                .map_err(|e| anyhow::anyhow!(self.nonfinite(&e.to_string())))?;
+        }
+        for epoch in 0..cfg.ppo_epochs {
+            for (range, norm) in minis.iter().zip(&norms) {
+                let mut acc: Vec<Option<Tensor>> = vec![None; self.policy.opt.vars().len()];
+                if any_signal {
+                    for mi in range.clone() {
+                        let (k, s, n) = mbs[mi];
+                        let (cursor, pk) = pack_of(&mbs[mi]);
+                        if pk.tgt.is_empty() {
+                            continue;
+                        }
+                        let fwd = match self.recorded.remove(&(cursor, s)) {
+                            Some(f) if epoch == 0 => f,
+                            _ => self.policy.forward(&pk, LOGIT_CHUNK)?,
+                        };
+                        if epoch == 0 && !frozen_first {
+                            // The weights that sampled: unchanged until this epoch's step.
+                            self.take_old(
+                                &fwd,
+                                &pk,
+                                mi,
+                                &mut old,
+                                &mut refs,
+                                &mut ent_sum,
+                                &mut ent_n,
+                            )?;
+                        }
+                        let tb = TokenBatch {
+                            seq: pk.seq.clone(),
+                            old_logp: old[mi].clone().context("old log-probs")?,
+                            ref_logp: refs[mi].clone(),
+                            adv: adv[k][s..s + n].iter().map(|&a| a as f32).collect(),
+                        };
+                        let (loss, st) = policy_loss(fwd.logp(), &tb, &lcfg, norm)?;
+                        if !st.loss.is_finite() {
+                            bail!(self.nonfinite(&format!("the loss is {}", st.loss)));
+                        }
+                        if epoch == 0 {
+                            stats.add(&st);
+                        }
+                        self.policy.backward(fwd, &loss, &mut acc)?;
+                    }
+                }
+                grad_norm = self
+                    .policy
+                    .opt
+                    .step(&acc, lr)
+                    .map_err(|e| anyhow::anyhow!(self.nonfinite(&e.to_string())))?;
+            }
         }
         // Forwards of groups that dynamic sampling dropped.
         self.recorded.clear();
@@ -547,6 +582,34 @@ impl<'a> Trainer<'a> {
         Ok(m)
     }
 
+    /// pi_old's log-probs of micro-batch `mi` from a forward of the weights that sampled, the
+    /// reference model's (for the KL), and the policy's entropies for the metrics.
+    #[allow(clippy::too_many_arguments)]
+    fn take_old(
+        &self,
+        fwd: &Forward,
+        pk: &Packed,
+        mi: usize,
+        old: &mut [Option<Vec<f32>>],
+        refs: &mut [Option<Vec<f32>>],
+        ent_sum: &mut f64,
+        ent_n: &mut usize,
+    ) -> Result<()> {
+        old[mi] = Some(
+            fwd.logp()
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?,
+        );
+        let ent = fwd.entropy();
+        *ent_sum += ent.iter().map(|&e| e as f64).sum::<f64>();
+        *ent_n += ent.len();
+        if let Some(r) = &self.reference {
+            let (l, _) = token_logprobs(r, pk, LOGIT_CHUNK)?;
+            refs[mi] = Some(l.to_vec1::<f32>()?);
+        }
+        Ok(())
+    }
+
     fn nonfinite(&self, what: &str) -> String {
         let last = checkpoint::latest(&self.run)
             .map(|(_, p)| format!("the last good checkpoint is {}", p.display()))
@@ -615,5 +678,20 @@ impl<'a> Trainer<'a> {
             "accuracy": c as f64 / n as f64,
             "ci95": egi_eval::metrics::wilson95(c, n),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mini_batch_ranges;
+
+    #[test]
+    fn mini_batches_cover_every_micro_batch_once() {
+        assert_eq!(mini_batch_ranges(8, 1), vec![0..8]);
+        assert_eq!(mini_batch_ranges(8, 3), vec![0..2, 2..5, 5..8]);
+        // More mini-batches than micro-batches: one micro-batch each.
+        assert_eq!(mini_batch_ranges(2, 16), vec![0..1, 1..2]);
+        // Nothing to train on: still one (empty) step, as with one mini-batch.
+        assert_eq!(mini_batch_ranges(0, 4), vec![0..0]);
     }
 }

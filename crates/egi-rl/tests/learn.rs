@@ -544,3 +544,101 @@ fn learning_across_seeds() {
         assert_eq!(reached, best.len(), "{algo:?} on {base:?}: {best:?}");
     }
 }
+
+/// Digit sums rewarded by the parity of the response's length instead of its answer: near
+/// chance every group then still has mixed rewards, so every mini-batch carries a gradient.
+struct Parity(DigitSum);
+
+impl Task for Parity {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn id(&self, i: usize) -> String {
+        self.0.id(i)
+    }
+    fn prompt_ids(&self, i: usize) -> &[u32] {
+        self.0.prompt_ids(i)
+    }
+    fn eos_ids(&self) -> &[u32] {
+        self.0.eos_ids()
+    }
+    fn decode(&self, ids: &[u32]) -> anyhow::Result<String> {
+        self.0.decode(ids)
+    }
+    fn check(&self, _: usize, response: &str) -> egi_rl::Check {
+        egi_rl::Check {
+            correct: response.lines().count() % 2 == 0,
+            formatted: true,
+        }
+    }
+}
+
+/// One step of `algo` from the same tiny model and rollouts (no dynamic sampling, no overlong
+/// penalty: every algorithm sees the same batch and rewards) with `m` mini-batches.
+fn one_step(algo: Algo, m: usize, lr: f64) -> (serde_json::Value, Trainer<'static>) {
+    let mut cfg = config(algo);
+    cfg.mini_batches = Some(m);
+    cfg.dynamic_sampling = Some(false);
+    cfg.overlong_penalty = Some(false);
+    cfg.lr = lr;
+    cfg.max_steps = 1;
+    let task: &'static Parity = Box::leak(Box::new(Parity(DigitSum::new(4))));
+    let dir = tempfile::tempdir().unwrap();
+    let mut tr = Trainer::new(
+        cfg,
+        tiny(Arch::Qwen3, 5),
+        None,
+        GenerationDefaults::default(),
+        task,
+        None,
+        dir.path(),
+        false,
+    )
+    .unwrap();
+    let m = tr.step().unwrap();
+    (m, tr)
+}
+
+/// With one optimizer step per rollout batch the ratio is exactly 1: nothing clips, and GSPO's
+/// gradient is GRPO's. With several mini-batches (pi_old frozen at sampling) the ratio moves
+/// from the second on, clipping acts, and the algorithms' updates part ways.
+#[test]
+fn mini_batches_let_the_ratio_move_and_clip() {
+    let weight = |tr: &Trainer, name: &str| tr.policy.model.weights()[name].clone();
+    let w = "model.layers.0.self_attn.q_proj.weight";
+    // One mini-batch: ratio 1, no clipping, GRPO and GSPO take the same step.
+    let (m_grpo, grpo) = one_step(Algo::Grpo, 1, 5e-2);
+    let (m_gspo, gspo) = one_step(Algo::Gspo, 1, 5e-2);
+    for m in [&m_grpo, &m_gspo] {
+        assert_eq!(m["clip_frac"], 0.0, "{m}");
+        assert!((m["ratio_min"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{m}");
+        assert!((m["ratio_max"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{m}");
+    }
+    let same = max_diff(&weight(&grpo, w), &weight(&gspo, w));
+    assert!(same < 1e-5, "GRPO and GSPO at ratio 1 differ by {same}");
+    // Four mini-batches: the ratio moves and clips, and GRPO, DAPO and GSPO differ.
+    let runs: Vec<(serde_json::Value, Trainer)> = [Algo::Grpo, Algo::Dapo, Algo::Gspo]
+        .into_iter()
+        .map(|a| one_step(a, 4, 5e-2))
+        .collect();
+    for (m, _) in &runs {
+        eprintln!(
+            "{}, 4 mini-batches: clip_frac {}, ratio {}..{}",
+            m["algo"], m["clip_frac"], m["ratio_min"], m["ratio_max"]
+        );
+        assert!(m["clip_frac"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["ratio_min"].as_f64().unwrap() < 1.0 - 1e-4, "{m}");
+        assert!(m["ratio_max"].as_f64().unwrap() > 1.0 + 1e-4, "{m}");
+    }
+    for i in 0..runs.len() {
+        for j in i + 1..runs.len() {
+            let d = max_diff(&weight(&runs[i].1, w), &weight(&runs[j].1, w));
+            assert!(
+                d > 1e-4,
+                "{} and {} take the same step ({d})",
+                runs[i].0["algo"],
+                runs[j].0["algo"]
+            );
+        }
+    }
+}
