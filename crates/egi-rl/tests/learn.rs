@@ -567,7 +567,7 @@ impl Task for Parity {
     }
     fn check(&self, _: usize, response: &str) -> egi_rl::Check {
         egi_rl::Check {
-            correct: response.lines().count() % 2 == 0,
+            correct: response.lines().count().is_multiple_of(2),
             formatted: true,
         }
     }
