@@ -6,7 +6,8 @@
 # .gpu/ is git-ignored; carry it to the GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(tools/cuda-toolkit.sh)"
+cuda_env="$(tools/cuda-toolkit.sh)" # fails the script if the toolkit cannot be laid out
+eval "$cuda_env"
 target="${EGI_CUDA_TARGET:-$HOME/.cache/egi/cuda-target}"
 CARGO_TARGET_DIR="$target" cargo build --release -p egi --features cuda
 mkdir -p .gpu
