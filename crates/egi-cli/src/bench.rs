@@ -369,37 +369,6 @@ const TRAIN_PROBLEMS: [(&str, &str); 2] = [
     ("A baker makes 24 cookies and puts them equally into 4 boxes. How many cookies are in each box?", "6"),
 ];
 
-/// The verifier runs on every response, but the reward it feeds is replaced by the parity of
-/// the response's length: every group then has mixed rewards and every step runs a full
-/// update, which is what a speed measurement needs (a weak model's all-wrong groups would
-/// skip it).
-struct BenchTask<'a>(egi_rl::MathTask<'a>);
-
-impl egi_rl::Task for BenchTask<'_> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn id(&self, i: usize) -> String {
-        self.0.id(i)
-    }
-    fn prompt_ids(&self, i: usize) -> &[u32] {
-        self.0.prompt_ids(i)
-    }
-    fn eos_ids(&self) -> &[u32] {
-        self.0.eos_ids()
-    }
-    fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.0.decode(ids)
-    }
-    fn check(&self, i: usize, response: &str) -> egi_rl::Check {
-        let c = self.0.check(i, response);
-        egi_rl::Check {
-            correct: response.len().is_multiple_of(2),
-            formatted: c.formatted,
-        }
-    }
-}
-
 fn train_bench(a: &Args) -> Result<()> {
     use egi_rl::{Algo, TrainConfig, Trainer};
     for r in &a.rows {
@@ -418,7 +387,10 @@ fn train_bench(a: &Args) -> Result<()> {
             gold: g.to_string(),
         })
         .collect();
-    let task = BenchTask(egi_rl::MathTask::new(
+    // The reward is the parity of the response's length: every group has mixed rewards and
+    // every step runs a full update, which a speed measurement needs (a weak model's all-wrong
+    // groups would skip it).
+    let task = egi_rl::LengthParity(egi_rl::MathTask::new(
         problems,
         tok,
         m.eos_ids(),

@@ -21,7 +21,7 @@ pub mod task;
 pub use config::{Algo, Backward, TrainConfig, Trainable};
 pub use loss::Base;
 pub use rl::Trainer;
-pub use task::{Check, MathTask, Task};
+pub use task::{Check, LengthParity, MathTask, Task};
 
 /// Write a file through a temporary sibling and a rename (never half-written).
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -36,6 +36,39 @@ pub trait Task: Sync {
     }
 }
 
+/// A task whose reward is replaced by the parity of the response's length in characters (the
+/// inner check still runs and gives `formatted`): every group of a few responses then has
+/// mixed rewards and every step a full update, whatever the model's accuracy. For speed
+/// measurements (`egi bench --train`) and tests of the update, never for training.
+pub struct LengthParity<T>(pub T);
+
+impl<T: Task> Task for LengthParity<T> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn id(&self, i: usize) -> String {
+        self.0.id(i)
+    }
+    fn prompt_ids(&self, i: usize) -> &[u32] {
+        self.0.prompt_ids(i)
+    }
+    fn eos_ids(&self) -> &[u32] {
+        self.0.eos_ids()
+    }
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.0.decode(ids)
+    }
+    fn check(&self, i: usize, response: &str) -> Check {
+        Check {
+            correct: response.len().is_multiple_of(2),
+            formatted: self.0.check(i, response).formatted,
+        }
+    }
+    fn char_starts(&self, ids: &[u32]) -> Result<Vec<usize>> {
+        self.0.char_starts(ids)
+    }
+}
+
 /// Math word problems with verified answers, prompted through the model's chat template.
 pub struct MathTask<'a> {
     pub problems: Vec<Problem>,

@@ -289,10 +289,10 @@ fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     }
 }
 
-fn run_steps(cfg: TrainConfig, steps: usize) -> (Trainer<'static>, tempfile::TempDir) {
-    let task: &'static DigitSum = Box::leak(Box::new(DigitSum::new(4)));
+/// A trainer on `task` from the tiny Qwen3 model of seed 5, writing into a fresh directory.
+fn trainer_on(cfg: TrainConfig, task: &'static dyn Task) -> (Trainer<'static>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut tr = Trainer::new(
+    let tr = Trainer::new(
         cfg,
         tiny(Arch::Qwen3, 5),
         None,
@@ -303,6 +303,11 @@ fn run_steps(cfg: TrainConfig, steps: usize) -> (Trainer<'static>, tempfile::Tem
         false,
     )
     .unwrap();
+    (tr, dir)
+}
+
+fn run_steps(cfg: TrainConfig, steps: usize) -> (Trainer<'static>, tempfile::TempDir) {
+    let (mut tr, dir) = trainer_on(cfg, Box::leak(Box::new(DigitSum::new(4))));
     for _ in 0..steps {
         tr.step().unwrap();
     }
@@ -545,34 +550,6 @@ fn learning_across_seeds() {
     }
 }
 
-/// Digit sums rewarded by the parity of the response's length instead of its answer: near
-/// chance every group then still has mixed rewards, so every mini-batch carries a gradient.
-struct Parity(DigitSum);
-
-impl Task for Parity {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn id(&self, i: usize) -> String {
-        self.0.id(i)
-    }
-    fn prompt_ids(&self, i: usize) -> &[u32] {
-        self.0.prompt_ids(i)
-    }
-    fn eos_ids(&self) -> &[u32] {
-        self.0.eos_ids()
-    }
-    fn decode(&self, ids: &[u32]) -> anyhow::Result<String> {
-        self.0.decode(ids)
-    }
-    fn check(&self, _: usize, response: &str) -> egi_rl::Check {
-        egi_rl::Check {
-            correct: response.lines().count().is_multiple_of(2),
-            formatted: true,
-        }
-    }
-}
-
 /// One step of `algo` from the same tiny model and rollouts (no dynamic sampling, no overlong
 /// penalty: every algorithm sees the same batch and rewards) with `m` mini-batches.
 fn one_step(algo: Algo, m: usize, lr: f64) -> (serde_json::Value, Trainer<'static>) {
@@ -582,19 +559,10 @@ fn one_step(algo: Algo, m: usize, lr: f64) -> (serde_json::Value, Trainer<'stati
     cfg.overlong_penalty = Some(false);
     cfg.lr = lr;
     cfg.max_steps = 1;
-    let task: &'static Parity = Box::leak(Box::new(Parity(DigitSum::new(4))));
-    let dir = tempfile::tempdir().unwrap();
-    let mut tr = Trainer::new(
-        cfg,
-        tiny(Arch::Qwen3, 5),
-        None,
-        GenerationDefaults::default(),
-        task,
-        None,
-        dir.path(),
-        false,
-    )
-    .unwrap();
+    // Rewarded by the parity of the response's length: near chance every group still has
+    // mixed rewards, so every mini-batch carries a gradient.
+    let task = Box::leak(Box::new(egi_rl::LengthParity(DigitSum::new(4))));
+    let (mut tr, _dir) = trainer_on(cfg, task);
     let m = tr.step().unwrap();
     (m, tr)
 }
