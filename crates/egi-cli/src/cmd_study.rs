@@ -274,7 +274,7 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             s("--max-new-tokens"),
             n(c.fp_max_new_tokens),
             s("--step-mode"),
-            s("sum-logits"),
+            s("mean-logit"),
             s("--out"),
             out,
         ]
@@ -449,7 +449,7 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
                 s("--input"),
                 p("fp/base-arith/responses.jsonl"),
                 s("--step-mode"),
-                s("sum-logits"),
+                s("mean-logit"),
                 s("--out"),
                 p(&format!("fp/{m}-arith")),
             ],

@@ -215,7 +215,7 @@ impl Default for TrainConfig {
             eval_data: None,
             eval_limit: 50,
             fp_step_delim: "\n".into(),
-            fp_step_mode: StepMode::SumLogits,
+            fp_step_mode: StepMode::MeanLogit,
             fp_layers: None,
             fp_reuse_forward: true,
             fp_target: Target::Logit,
