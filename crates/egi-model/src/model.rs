@@ -247,6 +247,15 @@ fn linear_any(x: &Tensor, w: &Tensor, b: Option<&Tensor>, fused: bool) -> Result
 
 /// RMSNorm over the last dimension from differentiable ops.
 fn rms_norm_diff(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let dt = x.dtype();
+    if matches!(dt, DType::BF16 | DType::F16) {
+        // As transformers does: the mean of squares and the scaling in f32, then back to the
+        // model's dtype before the weight (in bf16 the mean alone moves log-probs by nats).
+        let xf = x.to_dtype(DType::F32)?;
+        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = xf.broadcast_div(&(ms + eps)?.sqrt()?)?.to_dtype(dt)?;
+        return Ok(y.broadcast_mul(w)?);
+    }
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
     let x = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
     Ok(x.broadcast_mul(w)?)
@@ -689,6 +698,10 @@ impl Transformer {
         let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
         let probs = if fused {
             candle_nn::ops::softmax_last_dim(&scores.contiguous()?)?
+        } else if matches!(scores.dtype(), DType::BF16 | DType::F16) {
+            // The softmax in f32, as transformers computes it for half-precision models.
+            candle_nn::ops::softmax(&scores.to_dtype(DType::F32)?, D::Minus1)?
+                .to_dtype(scores.dtype())?
         } else {
             candle_nn::ops::softmax(&scores, D::Minus1)?
         };
