@@ -145,7 +145,11 @@ fn export(a: ExportArgs) -> Result<()> {
             bundled::names()
         )
     })?;
-    let text = if a.license { b.license_text } else { b.text };
+    let text = if a.license {
+        std::borrow::Cow::Borrowed(b.license_text)
+    } else {
+        b.text()
+    };
     match &a.out {
         Some(p) => {
             write_atomic(p, text.as_bytes())?;

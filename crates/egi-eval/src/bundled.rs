@@ -1,7 +1,11 @@
 //! The data sets that ship inside egi: the five evaluation benchmarks and GSM8K's training
 //! split, compiled into the binary so that `--bench gsm8k` works from any folder and survives
 //! `cargo install`. The files sit under `crates/egi-eval/data/` byte-identical to their upstream
-//! source (the sha256 below is upstream's too); `data/README.md` gives their provenance.
+//! source (the sha256 below is upstream's too; GSM8K train is stored gzipped and unpacked on
+//! use); `data/README.md` gives their provenance.
+
+use std::borrow::Cow;
+use std::io::Read;
 
 /// One bundled data set.
 #[derive(Debug)]
@@ -19,14 +23,43 @@ pub struct Bundled {
     /// License, short form; the full text is `license_text`.
     pub license: &'static str,
     pub license_text: &'static str,
-    /// sha256 of `text`, checked by the tests.
+    /// sha256 of the text, checked by the tests.
     pub sha256: &'static str,
-    pub text: &'static str,
+    content: Content,
+}
+
+/// A set's bytes as compiled in: the text itself, or gzipped where the file is large (GSM8K
+/// train, 4.2 MB as text) so that the repository holds no multi-megabyte file.
+#[derive(Debug)]
+enum Content {
+    Text(&'static str),
+    Gzip(&'static [u8]),
+}
+
+impl Bundled {
+    /// The whole text, byte-identical to the upstream file.
+    pub fn text(&self) -> Cow<'static, str> {
+        match self.content {
+            Content::Text(t) => Cow::Borrowed(t),
+            Content::Gzip(z) => {
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(z)
+                    .read_to_string(&mut s)
+                    .expect("bundled gzip data is checked by the tests");
+                Cow::Owned(s)
+            }
+        }
+    }
 }
 
 macro_rules! data {
     ($rel:literal) => {
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/", $rel))
+    };
+}
+macro_rules! data_gz {
+    ($rel:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/", $rel))
     };
 }
 
@@ -43,7 +76,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "MIT (OpenAI)",
         license_text: data!("gsm8k/LICENSE"),
         sha256: "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
-        text: data!("gsm8k/test.jsonl"),
+        content: Content::Text(data!("gsm8k/test.jsonl")),
     },
     Bundled {
         name: "math500",
@@ -54,7 +87,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "MIT",
         license_text: data!("math500/LICENSE.simplelr_math_eval"),
         sha256: "35dc41080a3680858b27fa7e0533d2d547825316fc5dafe5d316f4ccc5a06132",
-        text: data!("math500/test.jsonl"),
+        content: Content::Text(data!("math500/test.jsonl")),
     },
     Bundled {
         name: "aime24",
@@ -65,7 +98,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "MIT (harness); problems (c) MAA",
         license_text: QWEN_MATH_LICENSE,
         sha256: "af2b8bd2aa911b6333ad0df32f3ca05c7ae8ed10f1731f4372c8ae26990bf7ac",
-        text: data!("aime24/test.jsonl"),
+        content: Content::Text(data!("aime24/test.jsonl")),
     },
     Bundled {
         name: "aime25",
@@ -76,7 +109,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "Apache-2.0 (harness); problems (c) MAA",
         license_text: data!("aime25/LICENSE.AReaL"),
         sha256: "b4e273c02d3e7fe1b74b59eae768fc8230bfb0f79539890cb56f4361caac0331",
-        text: data!("aime25/test.jsonl"),
+        content: Content::Text(data!("aime25/test.jsonl")),
     },
     Bundled {
         name: "amc23",
@@ -87,7 +120,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "MIT (harness); problems (c) MAA",
         license_text: QWEN_MATH_LICENSE,
         sha256: "43707e1ca784602d8479de24ee8ce36609dbebc46dd152b0b12a46611aa898a4",
-        text: data!("amc23/test.jsonl"),
+        content: Content::Text(data!("amc23/test.jsonl")),
     },
     Bundled {
         name: "gsm8k-train",
@@ -98,7 +131,7 @@ pub const BUNDLED: [Bundled; 6] = [
         license: "MIT (OpenAI)",
         license_text: data!("gsm8k/LICENSE"),
         sha256: "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
-        text: data!("gsm8k/train.jsonl"),
+        content: Content::Gzip(data_gz!("gsm8k/train.jsonl.gz")),
     },
 ];
 
@@ -128,10 +161,11 @@ mod tests {
     #[test]
     fn bundled_sets_match_their_provenance() {
         for b in &BUNDLED {
-            let h = Sha256::digest(b.text.as_bytes());
+            let text = b.text();
+            let h = Sha256::digest(text.as_bytes());
             let hex: String = h.iter().map(|x| format!("{x:02x}")).collect();
             assert_eq!(hex, b.sha256, "{}: sha256", b.name);
-            let n = b.text.lines().filter(|l| !l.trim().is_empty()).count();
+            let n = text.lines().filter(|l| !l.trim().is_empty()).count();
             assert_eq!(n, b.problems, "{}: record count", b.name);
             assert!(
                 b.license_text.contains("Permission") || b.license_text.contains("Apache License"),

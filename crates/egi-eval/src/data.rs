@@ -47,7 +47,7 @@ impl DataSource {
     /// The whole text.
     pub fn text(&self) -> Result<Cow<'static, str>> {
         match self {
-            DataSource::Bundled(b) => Ok(Cow::Borrowed(b.text)),
+            DataSource::Bundled(b) => Ok(b.text()),
             DataSource::File(p) => std::fs::read_to_string(p)
                 .map(Cow::Owned)
                 .with_context(|| format!("{}: cannot read", p.display())),
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!((ps.len(), ps[0].gold.as_str()), (1, "2"));
         // the same text hashes the same whether bundled or a file
         let copy = dir.path().join("aime24.jsonl");
-        std::fs::write(&copy, bundled::find("aime24").unwrap().text).unwrap();
+        std::fs::write(&copy, bundled::find("aime24").unwrap().text().as_bytes()).unwrap();
         assert_eq!(
             resolve(copy.to_str().unwrap(), None)
                 .unwrap()

@@ -3,11 +3,8 @@
 //! A training step allocates and frees hundreds of tensors of megabytes each. glibc's
 //! defaults hand every block over its mmap threshold back to the kernel when it is freed, so
 //! the next step faults the same memory in again, a page at a time, zeroed by the kernel
-//! (plus TLB shootdowns on every unmap). Measured on the default model with
-//! `cargo run --release -p egi-rl --example update_profile -- fused` (three packed-group
-//! updates), five paired whole-process runs: page faults 1.4 M -> 0.9 M, system time
-//! 6.0 -> 4.1 s, wall time 7.8% lower (median ratio), same peak memory. The probe's
-//! fingerprint was unchanged (ratio 1.01) and peaked 110 MB higher.
+//! (plus TLB shootdowns on every unmap). Keeping freed memory avoids that (measured:
+//! docs/performance.md).
 //! The cost: the process keeps its peak heap until it exits instead of returning it early.
 
 /// Keep freed memory for reuse instead of returning it to the kernel: one heap for all
