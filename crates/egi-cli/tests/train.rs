@@ -192,10 +192,7 @@ fn bad_training_input_is_rejected_clearly() {
 fn sft_on_gsm8k_solutions_lowers_the_loss() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gsm.jsonl");
-    let train = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../egi-eval/data/gsm8k/train.jsonl"),
-    )
-    .unwrap();
+    let train = egi_eval::bundled::find("gsm8k-train").unwrap().text();
     write(&data, &train.lines().take(4).collect::<Vec<_>>().join("\n"));
     let run = dir.path().join("sft");
     let out = egi()
