@@ -397,6 +397,9 @@ fn compare(c: CompareArgs) -> Result<()> {
     let p = egi_report::stats::paired_permutation_test(&xb, &xa, 10_000, 0);
     let ci = egi_report::stats::bootstrap_ci(&diff, egi_report::stats::Stat::Mean, 2000, 0.95, 0);
     let d = egi_report::stats::mean(&diff).unwrap_or(0.0);
+    // Problems on which the two runs differ: the only ones that carry information.
+    let differing = diff.iter().filter(|&&x| x != 0.0).count();
+    let no_power = egi_report::stats::no_power(&diff, 0.05);
     println!(
         "{} vs {}: {} shared problems",
         c.dirs[1].display(),
@@ -411,11 +414,15 @@ fn compare(c: CompareArgs) -> Result<()> {
             .unwrap_or("n/a".into()),
         p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into())
     );
+    if let Some(why) = &no_power {
+        println!("  uninformative: {why}");
+    }
     if let Some(path) = &c.out {
         let j = json!({
             "run": c.dirs[1], "baseline": c.dirs[0], "shared_problems": xa.len(),
             "pass@1_run": egi_report::stats::mean(&xb), "pass@1_baseline": egi_report::stats::mean(&xa),
             "mean_difference": d, "difference_ci95": ci.map(|(l, h)| [l, h]), "p_value": p,
+            "differing_problems": differing, "uninformative": no_power,
         });
         write_atomic(path, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }

@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// Use prompts as they are instead of the chat template.
     #[arg(long)]
     raw: bool,
+    /// Use only the first N texts of --input.
+    #[arg(long, requires = "input")]
+    limit: Option<usize>,
     /// Let the model write the responses first, to the prompts of --data.
     #[arg(long, requires = "data")]
     generate: bool,
@@ -157,6 +160,17 @@ pub struct CompareArgs {
     /// Where to write compare.json and the plot.
     #[arg(long, default_value = "fingerprint-compare")]
     out: PathBuf,
+    /// What makes two responses a pair for the paired tests against the first run: `text`
+    /// (same id, prompt and response: one set of texts scored by several models) or `prompt`
+    /// (same id and prompt: each model's own answer to the same prompts, e.g. checkpoints).
+    #[arg(long, value_enum, default_value = "text")]
+    pair_by: PairBy,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum PairBy {
+    Text,
+    Prompt,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -308,6 +322,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
                 prompt: l.prompt,
                 response: l.response,
             })
+            .take(a.limit.unwrap_or(usize::MAX))
             .collect()
     } else {
         let prompts: Vec<(String, String)> = if a.demo {
@@ -575,6 +590,39 @@ fn summarize(
         .cloned()
         .collect();
     let rho = |key: &str| -> Vec<f64> { ok.iter().filter_map(|v| v[key].as_f64()).collect() };
+    // Every response a mean rho leaves out, with the reason: skipped before measuring, or
+    // measured with too few or constant points.
+    let points = |v: &Value, list: &str| -> (Vec<f64>, Vec<f64>) {
+        let items = v[list].as_array().cloned().unwrap_or_default();
+        let get = |k: &str| {
+            items
+                .iter()
+                .map(|t| t[k].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        (get("entropy"), get("influence"))
+    };
+    let undefined = |key: &str, list: &str| -> Vec<Value> {
+        ok.iter()
+            .filter(|v| v[key].as_f64().is_none())
+            .map(|v| {
+                let (x, y) = points(v, list);
+                let why = if list == "tokens" && opts.step_mode.per_step() {
+                    "the per-step mode measures no token influences"
+                } else {
+                    stats::why_undefined(&x, &y).unwrap_or("undefined")
+                };
+                json!({"id": v["id"], "reason": format!("{why} ({} {list})", x.len())})
+            })
+            .collect()
+    };
+    let excluded = |key: &str, list: &str| -> Vec<Value> {
+        skipped
+            .iter()
+            .map(|v| json!({"id": v["id"], "reason": format!("skipped: {}", v["skipped"].as_str().unwrap_or(""))}))
+            .chain(undefined(key, list))
+            .collect()
+    };
     let (rt, rs) = (rho("rho_token"), rho("rho_step"));
     let (ent, inf) = token_points(&ok);
     let pooled = egi_probe::fingerprint::correlate(opts.correlation, &ent, &inf);
@@ -634,6 +682,8 @@ fn summarize(
         "rho_step": ci_json(&rs, a.bootstrap),
         "rho_token_undefined": ok.len() - rt.len(),
         "rho_step_undefined": ok.len() - rs.len(),
+        "rho_token_excluded": excluded("rho_token", "tokens"),
+        "rho_step_excluded": excluded("rho_step", "steps"),
         "pooled_rho_token": pooled,
         "granularity": match opts.granularity { Granularity::Token => "token", Granularity::Step => "step" },
         "verdict": verdict,
@@ -835,11 +885,15 @@ fn compare(c: CompareArgs) -> Result<()> {
         {
             let v: Value = serde_json::from_str(l)
                 .with_context(|| format!("{}:{}: not valid JSON", rp.display(), i + 1))?;
-            let text = format!(
-                "{}\u{0}{}",
-                v["prompt"].as_str().unwrap_or(""),
-                v["response"].as_str().unwrap_or("")
-            );
+            // The key two runs must share for a pair.
+            let text = match c.pair_by {
+                PairBy::Text => format!(
+                    "{}\u{0}{}",
+                    v["prompt"].as_str().unwrap_or(""),
+                    v["response"].as_str().unwrap_or("")
+                ),
+                PairBy::Prompt => v["prompt"].as_str().unwrap_or("").to_string(),
+            };
             rho.insert(
                 v["id"].as_str().unwrap_or("").to_string(),
                 (v["rho_token"].as_f64(), v["rho_step"].as_f64(), text),
@@ -914,11 +968,34 @@ fn compare(c: CompareArgs) -> Result<()> {
                 }
             }
             let p = stats::paired_permutation_test(&b, &a, 10_000, 0);
-            let diff = stats::mean(&b.iter().zip(&a).map(|(x, y)| x - y).collect::<Vec<_>>());
+            let d: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
+            let diff = stats::mean(&d);
+            let ci = stats::bootstrap_ci(&d, Stat::Mean, 2000, 0.95, 0);
+            let no_power = stats::no_power(&d, 0.05);
+            let unit = match c.pair_by {
+                PairBy::Text => "identical texts",
+                PairBy::Prompt => "shared prompts",
+            };
             if !a.is_empty() {
-                println!("{} vs {}: {key} paired on {} identical texts, mean difference {}, permutation p = {}", r.dir.display(), base.dir.display(), a.len(), fmt(diff), p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into()));
+                println!(
+                    "{} vs {}: {key} paired on {} {unit}, mean difference {}, permutation p = {}{}",
+                    r.dir.display(),
+                    base.dir.display(),
+                    a.len(),
+                    fmt(diff),
+                    p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into()),
+                    no_power
+                        .as_ref()
+                        .map(|w| format!(" (uninformative: {w})"))
+                        .unwrap_or_default()
+                );
             }
-            tests.push(json!({"run": r.dir, "baseline": base.dir, "measure": key, "pairs": a.len(), "mean_difference": diff, "p_value": p}));
+            tests.push(json!({
+                "run": r.dir, "baseline": base.dir, "measure": key,
+                "pairing": match c.pair_by { PairBy::Text => "text", PairBy::Prompt => "prompt" },
+                "pairs": a.len(), "mean_difference": diff, "difference_ci95": ci.map(|(l, h)| [l, h]),
+                "p_value": p, "uninformative": no_power,
+            }));
         }
     }
     std::fs::create_dir_all(&c.out)

@@ -54,6 +54,9 @@ pub struct StudyConfig {
     /// Fingerprints: prompts per measurement and response length.
     pub fp_prompts: usize,
     pub fp_max_new_tokens: usize,
+    /// Token-level rho (one gradient per token, about 10x a step measurement) on the first
+    /// this many of those texts: the level of the paper's figures.
+    pub fp_token_prompts: usize,
     /// SFT on GSM8K train solutions: steps, examples per step, learning rate, a fingerprint
     /// every `sft_fp_every` steps (and at step 0), response tokens kept.
     pub sft_steps: usize,
@@ -83,6 +86,7 @@ impl Default for StudyConfig {
             seed: 1,
             fp_prompts: 16,
             fp_max_new_tokens: 160,
+            fp_token_prompts: 8,
             sft_steps: 80,
             sft_batch: 4,
             sft_lr: 1e-5,
@@ -108,6 +112,7 @@ impl StudyConfig {
         StudyConfig {
             fp_prompts: 3,
             fp_max_new_tokens: 48,
+            fp_token_prompts: 2,
             sft_steps: 2,
             sft_batch: 1,
             sft_fp_every: 2,
@@ -128,6 +133,7 @@ impl StudyConfig {
         let pos = [
             ("fp_prompts", self.fp_prompts),
             ("fp_max_new_tokens", self.fp_max_new_tokens),
+            ("fp_token_prompts", self.fp_token_prompts),
             ("sft_steps", self.sft_steps),
             ("sft_batch", self.sft_batch),
             ("sft_fp_every", self.sft_fp_every),
@@ -326,9 +332,10 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
         );
         sft_fps.push(out);
     }
+    // Each checkpoint answers the same prompts itself: paired by prompt.
     let mut cmp = vec![s("fingerprint"), s("compare")];
     cmp.extend(sft_fps);
-    cmp.extend([s("--out"), p("fp/cmp-sft")]);
+    cmp.extend([s("--out"), p("fp/cmp-sft"), s("--pair-by"), s("prompt")]);
     add("fp-compare-sft", cmp);
     add(
         "plot-sft",
@@ -465,6 +472,61 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             p("fp/corr-po-arith"),
             s("--out"),
             p("fp/cmp-rl"),
+        ],
+    );
+    // 7. Token-level rho, the level of the paper's figures, on the first fp_token_prompts
+    // texts of the step measurements above (METHOD's `mean` step rho comes with it).
+    let token_fp = |model: String, texts: &str, out: &str| -> Vec<String> {
+        vec![
+            s("fingerprint"),
+            s("--model"),
+            model,
+            s("--input"),
+            p(&format!("fp/{texts}/responses.jsonl")),
+            s("--limit"),
+            n(c.fp_token_prompts),
+            s("--step-mode"),
+            s("mean"),
+            s("--out"),
+            p(&format!("fp/{out}")),
+        ]
+    };
+    let last = format!("sft-step-{}", c.sft_steps);
+    for (name, model, texts) in [
+        ("base-gsm8k", c.model.clone(), "base-gsm8k"),
+        ("base-arith", c.model.clone(), "base-arith"),
+        (last.as_str(), ckpt(&sft, c.sft_steps), last.as_str()),
+        ("grpo-arith", model_of("grpo"), "base-arith"),
+        ("corr-po-arith", model_of("corr-po"), "base-arith"),
+    ] {
+        add(
+            &format!("fp-{name}-token"),
+            token_fp(model, texts, &format!("{name}-token")),
+        );
+    }
+    add(
+        "fp-compare-sft-token",
+        vec![
+            s("fingerprint"),
+            s("compare"),
+            p("fp/base-gsm8k-token"),
+            p(&format!("fp/{last}-token")),
+            s("--out"),
+            p("fp/cmp-sft-token"),
+            s("--pair-by"),
+            s("prompt"),
+        ],
+    );
+    add(
+        "fp-compare-rl-token",
+        vec![
+            s("fingerprint"),
+            s("compare"),
+            p("fp/base-arith-token"),
+            p("fp/grpo-arith-token"),
+            p("fp/corr-po-arith-token"),
+            s("--out"),
+            p("fp/cmp-rl-token"),
         ],
     );
     st

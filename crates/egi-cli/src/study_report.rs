@@ -58,16 +58,77 @@ fn acc_ci(mean: Option<f64>, c: Option<(f64, f64)>) -> String {
     }
 }
 
-const NO_CI: &str = "n/a (no CI: stage not run, or too few responses with a defined rho)";
+const NO_CI: &str = "n/a (stage not run)";
 
-/// Verdict on "the quantity is below 0" (sign -1) or "above 0" (sign +1) from its 95% CI.
-fn verdict(c: Option<(f64, f64)>, sign: f64) -> &'static str {
-    match c {
-        Some((l, h)) if sign < 0.0 && h < 0.0 || sign > 0.0 && l > 0.0 => "supported",
-        Some((l, h)) if sign < 0.0 && l > 0.0 || sign > 0.0 && h < 0.0 => "not supported",
-        Some(_) => "inconclusive at this scale",
-        None => NO_CI,
+/// Significance level of every verdict.
+const ALPHA: f64 = 0.05;
+
+/// Verdict on "mean rho is below 0" (sign -1) or "above 0" (sign +1) from the 95% CI of the
+/// mean over `n` responses with a defined rho. "uninformative" when `n` is too small for any
+/// test to reach the level (see `stats::no_power`), "inconclusive" when a test could have
+/// and the CI still contains 0.
+fn verdict(c: Option<(f64, f64)>, n: Option<u64>, sign: f64) -> String {
+    let n = n.unwrap_or(0) as usize;
+    if c.is_some() || n > 0 {
+        let floor = egi_report::stats::sign_flip_min_p(n);
+        if floor > ALPHA {
+            return format!(
+                "uninformative (only {n} responses with a defined rho: no test reaches p < {ALPHA})"
+            );
+        }
     }
+    match c {
+        Some((l, h)) if sign < 0.0 && h < 0.0 || sign > 0.0 && l > 0.0 => "supported".into(),
+        Some((l, h)) if sign < 0.0 && l > 0.0 || sign > 0.0 && h < 0.0 => "not supported".into(),
+        Some(_) => "inconclusive at this scale".into(),
+        None => NO_CI.into(),
+    }
+}
+
+/// Verdict on "the paired difference is below 0" from a `fingerprint compare` test.
+fn paired_verdict(t: &Option<Value>) -> String {
+    let Some(t) = t else {
+        return NO_CI.into();
+    };
+    if let Some(why) = t["uninformative"].as_str() {
+        return format!("uninformative ({why})");
+    }
+    match (t["mean_difference"].as_f64(), t["p_value"].as_f64()) {
+        (Some(d), Some(p)) if p < ALPHA && d < 0.0 => "supported".into(),
+        (Some(d), Some(p)) if p < ALPHA && d > 0.0 => "not supported".into(),
+        (Some(_), Some(_)) => "inconclusive at this scale".into(),
+        _ => NO_CI.into(),
+    }
+}
+
+/// A paired test as "difference [CI] (p, n pairs)".
+fn paired_cell(t: &Option<Value>) -> String {
+    match t {
+        Some(t) => format!(
+            "{} (p {}, {} pairs)",
+            with_ci(t["mean_difference"].as_f64(), ci(&t["difference_ci95"])),
+            t["p_value"]
+                .as_f64()
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or("n/a".into()),
+            t["pairs"]
+        ),
+        None => "n/a".into(),
+    }
+}
+
+/// The paired test of `measure` for the run whose directory ends in `run` in a compare.json.
+fn paired_test(cmp: &Option<Value>, run: &str, measure: &str) -> Option<Value> {
+    cmp.as_ref()?["paired_tests"]
+        .as_array()?
+        .iter()
+        .find(|x| {
+            x["measure"] == measure
+                && x["run"]
+                    .as_str()
+                    .is_some_and(|r| Path::new(r).file_name() == Some(run.as_ref()))
+        })
+        .cloned()
 }
 
 /// mean and CI of a fingerprint summary's rho_step / rho_token.
@@ -76,6 +137,37 @@ fn rho(summary: &Option<Value>, key: &str) -> (Option<f64>, Option<(f64, f64)>) 
         Some(s) => (s[key]["mean"].as_f64(), ci(&s[key]["mean_ci95"])),
         None => (None, None),
     }
+}
+
+/// Responses with a defined rho behind a mean.
+fn defined(summary: &Option<Value>, key: &str) -> Option<u64> {
+    summary.as_ref()?[key]["n"].as_u64()
+}
+
+/// "mean [CI] (n)" of a summary's rho.
+fn rho_cell(summary: &Option<Value>, key: &str) -> String {
+    let (m, c) = rho(summary, key);
+    match defined(summary, key) {
+        Some(n) if m.is_some() => format!("{} (n = {n})", with_ci(m, c)),
+        _ => with_ci(m, c),
+    }
+}
+
+/// The responses a summary's mean rho leaves out, with reasons.
+fn excluded(summary: &Option<Value>, key: &str) -> Vec<String> {
+    summary
+        .as_ref()
+        .and_then(|s| s[format!("{key}_excluded")].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            format!(
+                "`{}`: {}",
+                e["id"].as_str().unwrap_or("?"),
+                e["reason"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
 }
 
 fn copy_plot(from: &Path, report: &Path, name: &str, blocks: &mut Vec<Block>, caption: &str) {
@@ -113,43 +205,59 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
     // 1. The default model's fingerprint.
     b.push(Block::H2("1. Fingerprint of the default model".into()));
     b.push(Block::P(format!(
-        "Its own greedy responses to {} held-out problems per set (up to {} new tokens): Spearman rho \
-         between step entropy and step gradient influence (the nuclear norms of the gradient of the step's \
-         summed logits for q/k/v/o of every layer; lines are steps). Mean over responses, bootstrap 95% CI. \
-         Token-level rho needs one gradient per token (about 10x the cost) and is left out here; \
-         `egi fingerprint` measures it.",
-        cfg.fp_prompts, cfg.fp_max_new_tokens
+        "Its own greedy responses to {} held-out problems per set (up to {} new tokens). Token-level rho \
+         (the level of the paper's figures): Spearman between each token's entropy and the nuclear norms of \
+         the gradient of its logit for q/k/v/o of every layer, on the first {} responses (one gradient per \
+         token). Step-level rho (lines are steps) alongside: on all responses with one gradient of each \
+         step's mean logit (`--step-mode mean-logit`), and on the token-level texts as the mean of the step's \
+         token influences (METHOD's definition, `mean`). Mean over responses with a defined rho (n), \
+         bootstrap 95% CI.",
+        cfg.fp_prompts, cfg.fp_max_new_tokens, cfg.fp_token_prompts
     )));
     let mut rows = vec![];
+    let mut left_out = vec![];
     for (label, name) in [
         ("GSM8K test", "base-gsm8k"),
         ("arithmetic, 1-3 steps", "base-arith"),
     ] {
-        let s = fp(name);
-        let (ms, cs) = rho(&s, "rho_step");
+        let (s, t) = (fp(name), fp(&format!("{name}-token")));
         rows.push(vec![
             label.to_string(),
-            s.as_ref()
-                .map(|s| s["responses"].to_string())
-                .unwrap_or("n/a".into()),
-            with_ci(ms, cs),
+            rho_cell(&t, "rho_token"),
+            rho_cell(&t, "rho_step"),
+            rho_cell(&s, "rho_step"),
             s.as_ref()
                 .and_then(|s| s["rho_step"]["frac_negative"].as_f64())
                 .map(|x| format!("{x:.2}"))
                 .unwrap_or("n/a".into()),
         ]);
+        for (what, sum, key) in [
+            ("token-level", &t, "rho_token"),
+            ("step-level (mean-logit)", &s, "rho_step"),
+        ] {
+            let ex = excluded(sum, key);
+            if !ex.is_empty() {
+                left_out.push(format!("{label}, {what}: {}", ex.join("; ")));
+            }
+        }
     }
     b.push(Block::Table(
         vec![
             "texts".into(),
-            "responses".into(),
-            "mean rho_step [95% CI]".into(),
+            "rho_token [95% CI] (n)".into(),
+            "rho_step, mean mode, same texts".into(),
+            "rho_step, mean-logit, all texts".into(),
             "fraction rho_step < 0".into(),
         ],
         rows,
     ));
+    b.push(Block::P(if left_out.is_empty() {
+        "Left out of the means: none (every response has a defined rho).".into()
+    } else {
+        format!("Left out of the means: {}.", left_out.join(". "))
+    }));
     b.push(Block::P(
-        "Paper (token-level rho, the closest figures it gives): reasoning models -0.649; base models +0.036 (Llama) and -0.171 (Qwen); \
+        "Paper (token-level rho): reasoning models -0.649; base models +0.036 (Llama) and -0.171 (Qwen); \
          safety-aligned +0.005 and +0.148. An instruct model of 135M parameters is none of these."
             .into(),
     ));
@@ -171,32 +279,52 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
             .find(|m| m["step"].as_u64() == Some(step as u64))
             .and_then(|m| m["loss"].as_f64())
     };
+    let cmp_sft = read_json(&dir.join("fp/cmp-sft/compare.json"));
     let mut rows = vec![];
-    let mut sft_ci = vec![];
     for step in cfg.sft_fp_steps() {
         let s = if step == 0 {
             fp("base-gsm8k")
         } else {
             fp(&format!("sft-step-{step}"))
         };
-        let (ms, cs) = rho(&s, "rho_step");
-        sft_ci.push((ms, cs));
+        let test = paired_test(&cmp_sft, &format!("sft-step-{step}"), "rho_step");
         rows.push(vec![
             step.to_string(),
             loss_at(step)
                 .map(|l| format!("{l:.3}"))
                 .unwrap_or(if step == 0 { "-".into() } else { "n/a".into() }),
-            with_ci(ms, cs),
+            rho_cell(&s, "rho_step"),
+            if step == 0 {
+                "-".into()
+            } else {
+                paired_cell(&test)
+            },
         ]);
     }
     b.push(Block::Table(
         vec![
             "SFT step".into(),
             "training loss (NLL per token)".into(),
-            "mean rho_step [95% CI]".into(),
+            "rho_step, mean-logit [95% CI] (n)".into(),
+            "paired difference vs step 0 [95% CI] (permutation p, prompts)".into(),
         ],
         rows,
     ));
+    let last = format!("sft-step-{}", cfg.sft_steps);
+    let sft_step_test = paired_test(&cmp_sft, &last, "rho_step");
+    let cmp_sft_token = read_json(&dir.join("fp/cmp-sft-token/compare.json"));
+    let sft_token_test = paired_test(&cmp_sft_token, &format!("{last}-token"), "rho_token");
+    let (t0, tn) = (fp("base-gsm8k-token"), fp(&format!("{last}-token")));
+    b.push(Block::P(format!(
+        "Token-level, on the first {} of those prompts: step 0 {}, step {} {}; paired difference {}. \
+         Pairs are the same prompt answered by both checkpoints (each writes its own answer), tested \
+         with a sign-flip permutation test of the per-prompt differences.",
+        cfg.fp_token_prompts,
+        rho_cell(&t0, "rho_token"),
+        cfg.sft_steps,
+        rho_cell(&tn, "rho_token"),
+        paired_cell(&sft_token_test),
+    )));
     copy_plot(
         &dir.join("fp/cmp-sft/compare.svg"),
         report,
@@ -263,7 +391,8 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
             let d = c.as_ref().and_then(|c| c["mean_difference"].as_f64());
             let dci = c.as_ref().and_then(|c| ci(&c["difference_ci95"]));
             if a == "grpo" {
-                corr_vs_grpo.push((label.clone(), dci));
+                let no_power = c.as_ref().is_some_and(|c| c["uninformative"].is_string());
+                corr_vs_grpo.push((label.clone(), dci, no_power));
             }
             rows.push(vec![
                 format!("{bm} - {a}"),
@@ -272,6 +401,13 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
                 c.as_ref()
                     .and_then(|c| c["p_value"].as_f64())
                     .map(|p| format!("{p:.3}"))
+                    .unwrap_or("n/a".into()),
+                c.as_ref()
+                    .and_then(|c| c["differing_problems"].as_u64())
+                    .map(|d| {
+                        let u = c.as_ref().is_some_and(|c| c["uninformative"].is_string());
+                        format!("{d}{}", if u { " (uninformative)" } else { "" })
+                    })
                     .unwrap_or("n/a".into()),
             ]);
         }
@@ -282,6 +418,7 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
             "set".into(),
             "accuracy difference [bootstrap 95% CI]".into(),
             "paired permutation p".into(),
+            "problems that differ".into(),
         ],
         rows,
     ));
@@ -328,52 +465,46 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
     );
     // Fingerprint after RL, paired on the default model's texts.
     let cmp = read_json(&dir.join("fp/cmp-rl/compare.json"));
+    let cmp_token = read_json(&dir.join("fp/cmp-rl-token/compare.json"));
     let mut rows = vec![];
     let mut rl_rho = vec![];
     for (label, m) in RL_MODELS {
-        let s = fp(&format!("{m}-arith"));
-        let (ms, cs) = rho(&s, "rho_step");
-        let test = cmp.as_ref().and_then(|c| {
-            c["paired_tests"].as_array().and_then(|t| {
-                t.iter()
-                    .find(|x| {
-                        x["measure"] == "rho_step"
-                            && x["run"]
-                                .as_str()
-                                .is_some_and(|r| r.ends_with(&format!("{m}-arith")))
-                    })
-                    .cloned()
-            })
-        });
-        let (d, p) = (
-            test.as_ref().and_then(|t| t["mean_difference"].as_f64()),
-            test.as_ref().and_then(|t| t["p_value"].as_f64()),
-        );
-        if m != "base" {
-            rl_rho.push((label.to_string(), d, p));
-        }
+        let (s, t) = (fp(&format!("{m}-arith")), fp(&format!("{m}-arith-token")));
+        let step_test = paired_test(&cmp, &format!("{m}-arith"), "rho_step");
+        let token_test = paired_test(&cmp_token, &format!("{m}-arith-token"), "rho_token");
+        let base = m == "base";
         rows.push(vec![
             label.to_string(),
-            with_ci(ms, cs),
-            if m == "base" { "-".into() } else { f3(d) },
-            if m == "base" {
+            rho_cell(&t, "rho_token"),
+            if base {
                 "-".into()
             } else {
-                p.map(|p| format!("{p:.3}")).unwrap_or("n/a".into())
+                paired_cell(&token_test)
+            },
+            rho_cell(&s, "rho_step"),
+            if base {
+                "-".into()
+            } else {
+                paired_cell(&step_test)
             },
         ]);
+        if !base {
+            rl_rho.push((label.to_string(), token_test, step_test));
+        }
     }
-    b.push(Block::P(
+    b.push(Block::P(format!(
         "The fingerprint after RL, measured on the same texts (the default model's responses to the \
-         held-out arithmetic problems), so the differences are paired."
-            .into(),
-    ));
+         held-out arithmetic problems), so the differences are paired by text: token-level on the first {}, \
+         step-level (mean-logit) on all.",
+        cfg.fp_token_prompts
+    )));
     b.push(Block::Table(
         vec![
             "model".into(),
-            "mean rho_step [95% CI]".into(),
-            "paired difference vs default model".into(),
-            "paired permutation p".into(),
+            "rho_token [95% CI] (n)".into(),
+            "paired difference vs default model (p, texts)".into(),
+            "rho_step [95% CI] (n)".into(),
+            "paired difference vs default model (p, texts)".into(),
         ],
         rows,
     ));
@@ -392,75 +523,84 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
 
     // 4. Verdicts.
     b.push(Block::H2("4. Verdicts".into()));
-    let (ms, cs) = rho(&fp("base-arith"), "rho_step");
-    let (mg, cg) = rho(&fp("base-gsm8k"), "rho_step");
-    let first = sft_ci.first().cloned().unwrap_or((None, None));
-    let last = sft_ci.last().cloned().unwrap_or((None, None));
-    // SFT lowers rho: the last checkpoint's CI lies below the first's (non-overlapping CIs).
-    let sft_verdict = match (first.1, last.1) {
-        (Some((fl, _)), Some((_, lh))) if lh < fl => "supported",
-        (Some((_, fh)), Some((ll, _))) if ll > fh => "not supported",
-        (Some(_), Some(_)) => "inconclusive at this scale",
-        _ => NO_CI,
-    };
-    let rl_verdict = |d: Option<f64>, p: Option<f64>| match (d, p) {
-        (Some(d), Some(p)) if p < 0.05 && d < 0.0 => "supported",
-        (Some(d), Some(p)) if p < 0.05 && d > 0.0 => "not supported",
-        (Some(_), Some(_)) => "inconclusive at this scale",
-        _ => "n/a (stage not run)",
+    let (gs, gt) = (fp("base-gsm8k"), fp("base-gsm8k-token"));
+    let (as_, at) = (fp("base-arith"), fp("base-arith-token"));
+    let sign = |s: &Option<Value>, key: &str| {
+        let (_, c) = rho(s, key);
+        verdict(c, defined(s, key), -1.0)
     };
     let corr_verdict = {
-        let up = corr_vs_grpo
+        let usable: Vec<_> = corr_vs_grpo.iter().filter(|(_, _, u)| !u).collect();
+        let up = usable
             .iter()
-            .filter(|(_, c)| c.is_some_and(|(l, _)| l > 0.0))
+            .filter(|(_, c, _)| c.is_some_and(|(l, _)| l > 0.0))
             .count();
-        let down = corr_vs_grpo
+        let down = usable
             .iter()
-            .filter(|(_, c)| c.is_some_and(|(_, h)| h < 0.0))
+            .filter(|(_, c, _)| c.is_some_and(|(_, h)| h < 0.0))
             .count();
-        if corr_vs_grpo.iter().all(|(_, c)| c.is_none()) {
-            "n/a (stage not run)"
+        if corr_vs_grpo.iter().all(|(_, c, _)| c.is_none()) {
+            NO_CI.to_string()
+        } else if usable.is_empty() {
+            "uninformative (on every held-out set too few problems differ between the two models)"
+                .into()
         } else if up > 0 && down == 0 {
-            "supported"
+            "supported".into()
         } else if down > 0 && up == 0 {
-            "not supported"
+            "not supported".into()
         } else {
-            "inconclusive at this scale"
+            "inconclusive at this scale".into()
         }
     };
     let mut rows = vec![
         vec![
-            "A reasoning-capable model shows negative step rho".into(),
-            "-0.649 (reasoning models)".into(),
-            format!("GSM8K {}, arithmetic {}", with_ci(mg, cg), with_ci(ms, cs)),
+            "A reasoning-capable model shows negative rho".into(),
+            "-0.649 (token-level, reasoning models)".into(),
             format!(
-                "GSM8K: {}; arithmetic: {}",
-                verdict(cg, -1.0),
-                verdict(cs, -1.0)
+                "token: GSM8K {}, arithmetic {}; step: GSM8K {}, arithmetic {}",
+                rho_cell(&gt, "rho_token"),
+                rho_cell(&at, "rho_token"),
+                rho_cell(&gs, "rho_step"),
+                rho_cell(&as_, "rho_step")
+            ),
+            format!(
+                "token: GSM8K {}, arithmetic {}; step: GSM8K {}, arithmetic {}",
+                sign(&gt, "rho_token"),
+                sign(&at, "rho_token"),
+                sign(&gs, "rho_step"),
+                sign(&as_, "rho_step")
             ),
         ],
         vec![
             "SFT on reasoning traces lowers rho".into(),
-            "+0.036 -> -0.468 in 200 steps".into(),
+            "token-level +0.036 -> -0.468 in 200 steps (Llama-3.1-8B)".into(),
             format!(
-                "step 0 {} -> step {} {}",
-                with_ci(first.0, first.1),
+                "step {} vs step 0, paired by prompt: token {}; step {}",
                 cfg.sft_steps,
-                with_ci(last.0, last.1)
+                paired_cell(&sft_token_test),
+                paired_cell(&sft_step_test)
             ),
-            sft_verdict.into(),
+            format!(
+                "token: {}; step: {}",
+                paired_verdict(&sft_token_test),
+                paired_verdict(&sft_step_test)
+            ),
         ],
     ];
-    for (label, d, p) in &rl_rho {
+    for (label, token, step) in &rl_rho {
         rows.push(vec![
             format!("{label} lowers rho"),
             "-0.36 within 100 GRPO steps".into(),
             format!(
-                "paired difference {} (p {})",
-                f3(*d),
-                p.map(|p| format!("{p:.3}")).unwrap_or("n/a".into())
+                "paired by text: token {}; step {}",
+                paired_cell(token),
+                paired_cell(step)
             ),
-            rl_verdict(*d, *p).into(),
+            format!(
+                "token: {}; step: {}",
+                paired_verdict(token),
+                paired_verdict(step)
+            ),
         ]);
     }
     rows.push(vec![
@@ -468,16 +608,17 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
         "higher Pass@1 on AIME24 / MATH-500 / GSM8K".into(),
         corr_vs_grpo
             .iter()
-            .map(|(l, c)| {
+            .map(|(l, c, u)| {
                 format!(
-                    "{l}: {}",
+                    "{l}: {}{}",
                     c.map(|(a, b)| format!("[{a:+.3}, {b:+.3}]"))
-                        .unwrap_or("n/a".into())
+                        .unwrap_or("n/a".into()),
+                    if *u { " (uninformative)" } else { "" }
                 )
             })
             .collect::<Vec<_>>()
             .join("; "),
-        corr_verdict.into(),
+        corr_verdict,
     ]);
     b.push(Block::Table(
         vec![
@@ -489,11 +630,17 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
         rows,
     ));
     b.push(Block::P(
-        "Rules: a claim about the sign of rho is supported when the 95% CI excludes 0 on the predicted side, \
-         not supported when it excludes 0 on the other side, inconclusive otherwise; SFT lowers rho when the \
-         last checkpoint's CI lies wholly below step 0's; RL lowers rho when the paired difference is negative \
-         with p < 0.05; CorR-PO beats GRPO when the CI of the paired accuracy difference lies above 0 on some \
-         held-out set and below 0 on none."
+        "Rules (level 0.05): a claim about the sign of rho is supported when the 95% CI of the mean excludes 0 \
+         on the predicted side, not supported when it excludes 0 on the other side, inconclusive otherwise. A \
+         change of rho (SFT, RL) is tested on paired differences (SFT: the same prompt at both checkpoints; RL: \
+         the same text scored by both models) with an exact or sampled sign-flip permutation test: supported \
+         when the mean difference is negative with p < 0.05, not supported when positive with p < 0.05, \
+         inconclusive otherwise. CorR-PO beats GRPO when the CI of the paired accuracy difference lies above 0 \
+         on some held-out set and below 0 on none. Uninformative, unlike inconclusive, means the comparison \
+         could not have found an effect: fewer than 6 responses with a defined rho or fewer than 6 nonzero \
+         paired differences (with n nonzero values the exact test's smallest p is 2^(1-n), above 0.05 for \
+         n <= 5), or all differences 0 (both accuracies at the floor). Token-level verdicts are the ones to set \
+         beside the paper's token-level figures; step-level ones are shown alongside."
             .into(),
     ));
     b.push(Block::P(

@@ -114,6 +114,22 @@ fn eval_writes_samples_and_summary_and_compares() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("3 shared problems"));
+    // A run compared with itself: every difference is 0, so the comparison is uninformative
+    // (not "inconclusive"), in the JSON and on screen.
+    let same = tmp.path().join("same.json");
+    let o = egi()
+        .args(["eval", "compare"])
+        .arg(&g)
+        .arg(&g2)
+        .arg("--out")
+        .arg(&same)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("uninformative: all 3 values are 0"));
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(&same).unwrap()).unwrap();
+    assert_eq!(c["differing_problems"], 0);
+    assert!(c["uninformative"].as_str().unwrap().contains("width 0"));
     // Interrupted after one batch of one problem, then resumed: same samples as uninterrupted.
     let r = tmp.path().join("resumed");
     let o = eval(&r, &["--greedy", "--batch", "1", "--stop-after", "1"]);

@@ -162,6 +162,17 @@ fn interrupted_run_resumes_and_bad_input_is_reported() {
         + &std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(!text.contains("NaN") && !text.contains("nan"));
     assert!(b[0]["rho_step"].is_null());
+    // Every response the mean rho_step leaves out is listed with its reason.
+    let ex = s["rho_step_excluded"].as_array().unwrap();
+    let reason = |id: &str| {
+        ex.iter()
+            .find(|e| e["id"] == id)
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(reason("b").unwrap(), "skipped: empty response");
+    assert_eq!(reason("a").unwrap(), "fewer than 3 points (2 steps)");
+    assert!(reason("c").is_none(), "{ex:?}");
+    assert_eq!(s["rho_step"]["n"], 1);
 
     // Resuming with other options is refused.
     let o = run(&["--stop-after", "1", "--fresh"], &input, &out);
@@ -199,5 +210,60 @@ fn interrupted_run_resumes_and_bad_input_is_reported() {
         serde_json::from_str(&std::fs::read_to_string(cmp.join("compare.json")).unwrap()).unwrap();
     assert_eq!(c["runs"].as_array().unwrap().len(), 2);
     assert_eq!(c["paired_tests"][0]["pairs"], 2);
+    assert_eq!(c["paired_tests"][0]["pairing"], "text");
+    // The same texts resumed give the same rho: every difference is 0, uninformative.
+    assert!(c["paired_tests"][0]["uninformative"]
+        .as_str()
+        .unwrap()
+        .contains("all 2 values are 0"));
     assert!(cmp.join("compare.png").exists());
+
+    // Another answer to the same prompt (a checkpoint's own response): paired by prompt only.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(full.join("summary.json"), other.join("summary.json")).unwrap();
+    let lines: Vec<String> = read_jsonl(&full.join("responses.jsonl"))
+        .into_iter()
+        .map(|mut v| {
+            if v["id"] == "c" {
+                v["response"] = "9 - 4 = 5.\nFive.".into();
+                v["rho_token"] = 0.25.into();
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(other.join("responses.jsonl"), lines.join("\n")).unwrap();
+    let pairs = |by: &str| -> Value {
+        let o = egi()
+            .args(["fingerprint", "compare"])
+            .arg(&full)
+            .arg(&other)
+            .arg("--out")
+            .arg(tmp.path().join(format!("cmp-{by}")))
+            .args(["--pair-by", by])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let c: Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(format!("cmp-{by}/compare.json"))).unwrap(),
+        )
+        .unwrap();
+        c["paired_tests"][0].clone()
+    };
+    let (t, p) = (pairs("text"), pairs("prompt"));
+    assert_eq!(
+        (t["pairs"].as_u64(), p["pairs"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(p["pairing"], "prompt");
+    // One nonzero difference cannot reach p < 0.05: uninformative, with the reason.
+    assert!(p["uninformative"]
+        .as_str()
+        .unwrap()
+        .contains("only 1 of 2 values are nonzero"));
+    let c_full = read_jsonl(&full.join("responses.jsonl"))[1]["rho_token"]
+        .as_f64()
+        .unwrap();
+    let want = (0.25 - c_full) / 2.0;
+    assert!((p["mean_difference"].as_f64().unwrap() - want).abs() < 1e-12);
 }

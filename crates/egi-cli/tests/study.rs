@@ -75,6 +75,23 @@ fn quick_study_runs_resumes_and_reports_from_json() {
     edit_json(&dir.join("fp/base-arith/summary.json"), |v| {
         v["rho_step"]["mean"] = serde_json::json!(-0.4321);
         v["rho_step"]["mean_ci95"] = serde_json::json!([-0.6543, -0.2109]);
+        v["rho_step"]["n"] = serde_json::json!(16);
+    });
+    // Too few defined rho values for any test: uninformative, not a verdict from the CI.
+    edit_json(&dir.join("fp/base-gsm8k/summary.json"), |v| {
+        v["rho_step"]["mean"] = serde_json::json!(-0.5);
+        v["rho_step"]["mean_ci95"] = serde_json::json!([-0.7, -0.3]);
+        v["rho_step"]["n"] = serde_json::json!(5);
+    });
+    // A paired SFT test below 0 with p < 0.05 supports "SFT lowers rho".
+    edit_json(&dir.join("fp/cmp-sft/compare.json"), |v| {
+        for t in v["paired_tests"].as_array_mut().unwrap() {
+            t["mean_difference"] = serde_json::json!(-0.2468);
+            t["difference_ci95"] = serde_json::json!([-0.4, -0.1]);
+            t["p_value"] = serde_json::json!(0.01);
+            t["pairs"] = serde_json::json!(16);
+            t["uninformative"] = serde_json::Value::Null;
+        }
     });
     edit_json(&dir.join("eval/grpo-arith2/summary.json"), |v| {
         v["metrics"]["pass@1"]["mean"] = serde_json::json!(0.777);
@@ -86,7 +103,29 @@ fn quick_study_runs_resumes_and_reports_from_json() {
     assert!(md.contains("-0.432 [-0.654, -0.211]"), "{md}");
     assert!(md.contains("0.777 [0.611, 0.888]"), "{md}");
     // ... and the verdict follows the numbers: that CI lies below 0.
-    assert!(md.contains("arithmetic: supported"), "{md}");
+    assert!(
+        md.contains("step: GSM8K uninformative (only 5 responses"),
+        "{md}"
+    );
+    assert!(md.contains("arithmetic supported"), "{md}");
+    assert!(
+        md.contains("-0.247 [-0.400, -0.100] (p 0.010, 16 pairs)"),
+        "{md}"
+    );
+    assert!(md.contains("; step: supported |"), "{md}");
+    // The quick study's own comparisons have a handful of pairs: uninformative, never
+    // "supported" or "inconclusive" on that little.
+    assert!(md.contains("token: uninformative ("), "{md}");
+    for stage in [
+        "fp-base-arith-token",
+        "fp-compare-sft-token",
+        "fp-compare-rl-token",
+    ] {
+        assert!(
+            dir.join("stages").join(format!("{stage}.done")).exists(),
+            "{stage}"
+        );
+    }
     // Without --config, --report-only uses the settings saved in the study directory.
     let out = egi()
         .args(["study", "--report-only", "--out"])

@@ -202,6 +202,58 @@ pub fn paired_permutation_test(a: &[f64], b: &[f64], n_perm: usize, seed: u64) -
     Some((count + 1) as f64 / (n_perm + 1) as f64)
 }
 
+/// Smallest two-sided p-value the exact sign-flip test can return on data with `n_nonzero`
+/// nonzero values, whatever they are: 2^(1 - n). Zero differences flip onto themselves and
+/// add nothing, so only the nonzero ones count.
+pub fn sign_flip_min_p(n_nonzero: usize) -> f64 {
+    if n_nonzero == 0 {
+        return 1.0;
+    }
+    0.5f64.powi(n_nonzero as i32 - 1)
+}
+
+/// Why a test of "these values (paired differences, or per-response rho) have mean 0" has no
+/// power at level `alpha`, or `None` when it has some. The rule is the test's own floor: with
+/// `n` nonzero values the exact sign-flip test cannot go below p = 2^(1 - n) (n <= 5 at
+/// alpha = 0.05), and all-zero values (both accuracies at the floor, a CI of width 0) carry
+/// no information. Such a comparison is "uninformative": distinct from "inconclusive", which
+/// is a test that could have found an effect and did not.
+pub fn no_power(values: &[f64], alpha: f64) -> Option<String> {
+    if values.is_empty() {
+        return Some("no values to compare".into());
+    }
+    let nonzero = values.iter().filter(|&&d| d != 0.0).count();
+    if nonzero == 0 {
+        return Some(format!(
+            "all {} values are 0 (a CI of width 0): nothing to detect",
+            values.len()
+        ));
+    }
+    let floor = sign_flip_min_p(nonzero);
+    (floor > alpha).then(|| {
+        format!(
+            "only {nonzero} of {} values are nonzero: the exact test cannot reach p < {alpha} (its smallest p is {floor:.3})",
+            values.len()
+        )
+    })
+}
+
+/// Why [`spearman`] / [`pearson`] of `x` and `y` is undefined, or `None` when it is defined
+/// (for listing the responses a mean rho leaves out).
+pub fn why_undefined(x: &[f64], y: &[f64]) -> Option<&'static str> {
+    if x.len() != y.len() {
+        Some("the two sides differ in length")
+    } else if x.len() < 3 {
+        Some("fewer than 3 points")
+    } else if !all_finite(x) || !all_finite(y) {
+        Some("a non-finite value")
+    } else if is_constant(x) || is_constant(y) {
+        Some("one side is constant")
+    } else {
+        None
+    }
+}
+
 /// Two-sided unpaired permutation test of mean(a) = mean(b) (labels exchanged at random).
 ///
 /// When the number of distinct splits C(na + nb, na) is at most `n_perm`, all of them are
@@ -370,5 +422,41 @@ mod tests {
         assert!((quantile_sorted(&v, 0.025) - 1.075).abs() < 1e-12);
         assert!((quantile_sorted(&v, 0.5) - 2.5).abs() < 1e-12);
         assert!((quantile_sorted(&v, 0.975) - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_power_follows_the_exact_tests_floor() {
+        // Both accuracies at the floor: every paired difference 0.
+        assert!(no_power(&[0.0; 40], 0.05).unwrap().contains("width 0"));
+        assert!(no_power(&[], 0.05).is_some());
+        // Five nonzero differences: the exact test's smallest p is 2^-4 = 0.0625 > 0.05 ...
+        let five = [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0];
+        assert!(no_power(&five, 0.05).unwrap().contains("only 5 of 7"));
+        let d: Vec<f64> = five.iter().map(|x| -x).collect();
+        let p = paired_permutation_test(&d, &[0.0; 7], 0, 0).unwrap();
+        assert!((p - sign_flip_min_p(5)).abs() < 1e-12 && p > 0.05, "p {p}");
+        // ... six can reach 2^-5 = 0.031, so the comparison has power.
+        let six = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+        assert!(no_power(&six, 0.05).is_none());
+        let p = paired_permutation_test(&six, &[0.0; 7], 0, 0).unwrap();
+        assert!((p - sign_flip_min_p(6)).abs() < 1e-12 && p < 0.05, "p {p}");
+    }
+
+    #[test]
+    fn why_undefined_matches_spearman() {
+        let cases: [(&[f64], &[f64]); 5] = [
+            (&[1.0, 2.0], &[2.0, 1.0]),
+            (&[1.0, 2.0, 3.0], &[5.0, 5.0, 5.0]),
+            (&[1.0, f64::NAN, 3.0], &[1.0, 2.0, 3.0]),
+            (&[1.0, 2.0, 3.0], &[1.0, 2.0]),
+            (&[1.0, 2.0, 3.0], &[3.0, 1.0, 2.0]),
+        ];
+        for (x, y) in cases {
+            assert_eq!(
+                why_undefined(x, y).is_none(),
+                spearman(x, y).is_some(),
+                "{x:?} {y:?}"
+            );
+        }
     }
 }
