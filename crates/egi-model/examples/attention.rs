@@ -49,8 +49,8 @@ fn main() -> anyhow::Result<()> {
         let ds = fastops::softmax_bwd(&pg, &dp, scale)?.unwrap();
         let dqr = ds.matmul(&kr)?.reshape((nh, t, hd))?;
         let dkr = ds.t()?.matmul(&qr.reshape((nkv, n_rep * t, hd))?)?;
-        let dq = egi_model::backprop::rope_heads_bwd(&dqr, &cos, &sin)?;
-        let dk = egi_model::backprop::rope_heads_bwd(&dkr, &cos, &sin)?;
+        let dq = egi_model::pass::rope_heads_bwd(&dqr, &cos, &sin)?;
+        let dk = egi_model::pass::rope_heads_bwd(&dkr, &cos, &sin)?;
         Ok((dq.sum_all()? + dk.sum_all()? + dv.sum_all()?)?)
     };
     let fused_fwd = || fastops::attention_fwd(&qr, &kr, &v, &mask, scale);

@@ -1,4 +1,4 @@
-//! Fused f32 CPU kernels for the elementwise steps of the training pass ([`crate::backprop`]):
+//! Fused f32 CPU kernels for the elementwise steps of the training pass ([`crate::pass`]):
 //! RMSNorm, SiLU-gated products, masked softmax, and their backward steps, each one pass
 //! over its rows instead of several candle ops (each a full pass, an allocation and, for
 //! `exp`, a scalar libm call). Measured on the default model: these steps took about a third
@@ -719,7 +719,7 @@ pub fn prefix_offsets(lens: &[usize]) -> Vec<usize> {
 /// applied) and on v. Replaces about 25 candle ops per target and layer (reshapes,
 /// copies, four batched matmuls, softmax backward, rope) with one pass that also skips the
 /// masked half of each score matrix. One task per (target, head). The training pass
-/// ([`crate::backprop`]) uses it too, with one target over the whole row.
+/// ([`crate::pass`]) uses it too, with one target over the whole row.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_bwd(
     probs: &Tensor,

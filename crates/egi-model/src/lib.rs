@@ -9,10 +9,10 @@
 //! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
 
 pub mod alloc;
-pub mod backprop;
 pub mod chat;
 pub mod config;
 pub mod device;
+pub mod pass;
 #[macro_use]
 pub mod fastops;
 pub mod kernels;

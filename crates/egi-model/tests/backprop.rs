@@ -4,7 +4,7 @@
 //! models, in f64, over a packed row (a prefix and three blocks, one of them empty).
 
 use candle_core::{DType, Device, Tensor};
-use egi_model::backprop::Pass;
+use egi_model::pass::Pass;
 use egi_model::testing::tiny_random;
 use egi_model::{Arch, AttnInput};
 

@@ -5,12 +5,12 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use candle_core::{DType, D};
+use candle_core::{DType, Tensor, D};
 use egi_model::Transformer;
 use rayon::prelude::*;
 
 use crate::norms::{gradient_norm, Dense, InputSide, Norm};
-use crate::tape::{Proj, Tape, Target};
+use egi_model::pass::{head, Pass, Proj, Target};
 
 /// How a step's influence is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -187,16 +187,10 @@ pub fn correlate(kind: Correlation, x: &[f64], y: &[f64]) -> Option<f64> {
     }
 }
 
-/// Entropy, logit and log-prob (f64, full vocabulary) of each response token.
-fn token_scores(tape: &Tape, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f64, f64)>> {
-    anyhow::ensure!(
-        tape.logits_start < n_prompt,
-        "the tape has no logits for the response"
-    );
-    let z = tape
-        .logits
-        .narrow(0, n_prompt - 1 - tape.logits_start, ids.len() - n_prompt)?
-        .to_dtype(DType::F64)?;
+/// Entropy, logit and log-prob (f64, full vocabulary) of each response token, from the
+/// logits of its predicting rows `z` [n_resp, V].
+fn token_scores(z: &Tensor, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f64, f64)>> {
+    let z = z.to_dtype(DType::F64)?;
     let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
     let ent: Vec<f64> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
     let z: Vec<Vec<f64>> = z.to_vec2()?;
@@ -236,18 +230,18 @@ pub fn fingerprint(
     let t0 = Instant::now();
     check_inputs(ids, n_prompt, char_starts)?;
     opts.matrices(model.cfg.num_layers)?;
-    let tape = Tape::record(model, ids)?;
-    let mut fp = fingerprint_tape(model, &tape, ids, n_prompt, char_starts, response, opts)?;
+    let pass = Pass::record_causal(model, ids)?;
+    let mut fp = fingerprint_pass(model, &pass, ids, n_prompt, char_starts, response, opts)?;
     fp.seconds = t0.elapsed().as_secs_f64(); // the recording included
     Ok(fp)
 }
 
-/// [`fingerprint`] on a recorded tape, e.g. one taken from the trainer's own forward pass
-/// with [`Tape::from_pass`]. The tape holds the rows of `ids` (the last one may be missing:
-/// no target reads it) and logits from row `n_prompt - 1` on.
-pub fn fingerprint_tape(
+/// [`fingerprint`] on a recorded pass, e.g. one read out of the trainer's own forward pass
+/// with [`Pass::select_rows`]. The pass holds the rows of `ids` (the last one may be
+/// missing: no target reads it).
+pub fn fingerprint_pass(
     model: &Transformer,
-    tape: &Tape,
+    pass: &Pass,
     ids: &[u32],
     n_prompt: usize,
     char_starts: &[usize],
@@ -256,13 +250,15 @@ pub fn fingerprint_tape(
 ) -> Result<ResponseFingerprint> {
     let t0 = Instant::now();
     check_inputs(ids, n_prompt, char_starts)?;
-    // The last token's own row is never read (no target follows it): a tape may lack it.
-    if tape.len > ids.len() || tape.len + 1 < ids.len() {
-        bail!("tape of {} rows for {} tokens", tape.len, ids.len());
+    // The last token's own row is never read (no target follows it): a pass may lack it.
+    if pass.len() > ids.len() || pass.len() + 1 < ids.len() {
+        bail!("pass of {} rows for {} tokens", pass.len(), ids.len());
     }
     let matrices = opts.matrices(model.cfg.num_layers)?;
-    let scores = token_scores(tape, ids, n_prompt)?;
     let n_resp = ids.len() - n_prompt;
+    // Logits of the predicting rows n_prompt - 1 .. (one per response token).
+    let logits = pass.logits(model, n_prompt - 1)?.narrow(0, 0, n_resp)?;
+    let scores = token_scores(&logits, ids, n_prompt)?;
 
     // Steps and the step of each token.
     let ranges = split_steps(response, &opts.step_delim);
@@ -301,7 +297,7 @@ pub fn fingerprint_tape(
         .iter()
         .map(|&(l, is_o)| -> Result<Dense> {
             let p = if is_o { Proj::O } else { Proj::Q };
-            let x = tape.input_of(l, p).to_dtype(DType::F64)?;
+            let x = pass.input_of(l, p).to_dtype(DType::F64)?;
             let (r, c) = x.dims2()?;
             Ok(Dense::new(r, c, x.flatten_all()?.to_vec1()?))
         })
@@ -328,14 +324,21 @@ pub fn fingerprint_tape(
                     .iter()
                     .map(|&i| {
                         let row = n_prompt + i - 1;
-                        Ok((row, tape.seed(model, row, ids[n_prompt + i], opts.target)?))
+                        let z = match opts.target {
+                            Target::Logit => None,
+                            _ => Some(logits.get(i)?),
+                        };
+                        Ok((
+                            row,
+                            head::seed(model, z.as_ref(), ids[n_prompt + i], opts.target)?,
+                        ))
                     })
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
         // Input-gradient matmuls of the backward: 2 multiply-adds... per parameter and row.
         flops += 2.0 * body as f64 * lens.iter().sum::<usize>() as f64;
-        tape.backward(
+        pass.backward_targets(
             model,
             &lens,
             &seeds,

@@ -8,10 +8,9 @@
 pub mod fingerprint;
 pub mod norms;
 pub mod oracle;
-pub mod tape;
 
+pub use egi_model::pass::{Proj, Target};
 pub use fingerprint::{
-    fingerprint, fingerprint_tape, Granularity, ProbeOptions, ResponseFingerprint, StepMode,
+    fingerprint, fingerprint_pass, Granularity, ProbeOptions, ResponseFingerprint, StepMode,
 };
 pub use norms::Norm;
-pub use tape::{Proj, Tape, Target};

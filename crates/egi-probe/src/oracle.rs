@@ -8,7 +8,7 @@ use egi_model::Transformer;
 use faer::Mat;
 
 use crate::norms::{frobenius_dense, nuclear_dense, Norm};
-use crate::tape::{Proj, Target};
+use egi_model::pass::{Proj, Target};
 
 fn weight_name(l: usize, p: Proj) -> String {
     format!("model.layers.{l}.self_attn.{}_proj.weight", p.name())

@@ -4,26 +4,26 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use egi_model::pass::Pass;
 use egi_model::testing::tiny_random;
 use egi_model::Arch;
 use egi_probe::oracle::gradient_norms;
-use egi_probe::tape::Tape;
 use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, StepMode, Target};
 
 const IDS: [u32; 14] = [5, 17, 3, 44, 9, 60, 2, 31, 12, 8, 8, 40, 1, 22];
 const N_PROMPT: usize = 5;
 
 #[test]
-fn tape_forward_equals_model_forward() {
+fn recorded_pass_equals_model_forward() {
     for arch in [Arch::Llama, Arch::Qwen2, Arch::Qwen3] {
         let m = tiny_random(arch, DType::F64, 4).unwrap();
-        let tape = Tape::record(&m, &IDS).unwrap();
+        let pass = Pass::record_causal(&m, &IDS).unwrap();
         let x = Tensor::new(&IDS, &Device::Cpu)
             .unwrap()
             .unsqueeze(0)
             .unwrap();
         let want = m.forward(&x).unwrap().squeeze(0).unwrap();
-        let d: f64 = (tape.logits.clone() - want)
+        let d: f64 = (pass.logits(&m, 0).unwrap() - want)
             .unwrap()
             .abs()
             .unwrap()

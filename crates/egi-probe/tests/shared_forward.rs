@@ -1,14 +1,14 @@
 //! A fingerprint computed from the trainer's recorded forward over a packed group (prompt +
-//! several responses, `Tape::from_pass`) equals the fingerprint of each prompt + response
+//! several responses, `Pass::select_rows`) equals the fingerprint of each prompt + response
 //! recorded on its own: same token scores, same norms, same correlations. In f64 (candle
 //! ops on both sides) to 1e-7 (the square roots of round-off eigenvalues near zero differ at
 //! about 1e-8), and in f32 (the fused kernels in the training pass) to 1e-4.
 
 use candle_core::{DType, Device};
-use egi_model::backprop::Pass;
+use egi_model::pass::Pass;
 use egi_model::testing::tiny_random;
 use egi_model::{Arch, AttnInput};
-use egi_probe::{fingerprint, fingerprint_tape, ProbeOptions, StepMode, Tape};
+use egi_probe::{fingerprint, fingerprint_pass, ProbeOptions, StepMode};
 
 const PROMPT: [u32; 5] = [5, 17, 3, 44, 9];
 const RESP: [&[u32]; 3] = [
@@ -52,14 +52,15 @@ fn check(arch: Arch, dtype: DType, mode: StepMode, tol: f64) {
         let (text, starts) = text_of(r.len());
         let own = fingerprint(&m, &seq, n_prompt, &starts, &text, &opts).unwrap();
         // The trainer's packed row lacks each response's last token (no target follows it):
-        // alternate between a tape with and without that row.
+        // alternate between a pass with and without that row.
         let rows = if j % 2 == 1 {
             &rows[..rows.len() - 1]
         } else {
             &rows[..]
         };
-        let tape = Tape::from_pass(&m, &pass, rows, n_prompt - 1).unwrap();
-        let shared = fingerprint_tape(&m, &tape, &seq, n_prompt, &starts, &text, &opts).unwrap();
+        let own_rows = pass.select_rows(&m, rows).unwrap();
+        let shared =
+            fingerprint_pass(&m, &own_rows, &seq, n_prompt, &starts, &text, &opts).unwrap();
         let ctx = format!("{arch:?} {dtype:?} {mode:?} response {j}");
         for (a, b) in own.tokens.iter().zip(&shared.tokens) {
             assert!(close(a.entropy, b.entropy, tol), "{ctx}: entropy");

@@ -6,8 +6,8 @@
 
 use anyhow::{ensure, Result};
 use candle_core::{DType, Tensor, D};
-use egi_model::backprop::{Grads, Pass};
 use egi_model::fastops;
+use egi_model::pass::{Grads, Pass};
 use egi_model::{AttnInput, Transformer};
 
 /// A prompt and some of its responses, laid out for one forward pass.

@@ -46,7 +46,7 @@ impl Forward {
         }
     }
     /// The recorded body pass (hand-written path only), e.g. for the fingerprint.
-    pub fn body_pass(&self) -> Option<&egi_model::backprop::Pass> {
+    pub fn body_pass(&self) -> Option<&egi_model::pass::Pass> {
         match self {
             Forward::Autograd { .. } => None,
             Forward::Fused { pass, .. } => Some(pass.body()),

@@ -284,10 +284,9 @@ impl<'a> Trainer<'a> {
                                     .chain(start..start + pk.blocks[k].min(body.len()))
                                     .map(|r| r as u32)
                                     .collect();
-                                let tape =
-                                    egi_probe::Tape::from_pass(&view, pass, &rows, n_prompt - 1)?;
-                                egi_probe::fingerprint_tape(
-                                    &view, &tape, &ids, n_prompt, &starts, &text, &opts,
+                                let own = pass.select_rows(&view, &rows)?;
+                                egi_probe::fingerprint_pass(
+                                    &view, &own, &ids, n_prompt, &starts, &text, &opts,
                                 )?
                             }
                             None => egi_probe::fingerprint(
