@@ -46,23 +46,7 @@ pub fn load_model(spec: &str) -> Result<LoadedModel> {
     Ok(m)
 }
 
-/// Write `text` to `path` through a temporary file in the same directory and a rename, so a
-/// crash never leaves a half-written output.
-pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot write here", dir.display()))?;
-    tmp.write_all(text)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot move output into place", path.display()))?;
-    Ok(())
-}
+pub use egi_report::write_atomic;
 
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);

@@ -3,11 +3,14 @@
 //! - [`stats`]: rank correlation (Spearman on average ranks), bootstrap confidence intervals,
 //!   paired and unpaired permutation tests, a binned-median trend line.
 //! - [`plot`]: the report figures, each written as `<stem>.svg` and `<stem>.png`.
+//! - [`fs::write_atomic`]: how every egi output is written.
 //!
 //! Plot text needs a TrueType/OpenType font at run time (see [`plot`]); without one the
 //! figures are still written, without text.
 
+pub mod fs;
 pub mod plot;
 pub mod stats;
 
+pub use fs::write_atomic;
 pub use stats::Stat;

@@ -23,13 +23,4 @@ pub use loss::Base;
 pub use rl::Trainer;
 pub use task::{Check, LengthParity, MathTask, Task};
 
-/// Write a file through a temporary sibling and a rename (never half-written).
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
-}
+pub use egi_report::write_atomic;

@@ -1,7 +1,6 @@
 //! Rendering a [`Figure`] to SVG and PNG and writing both atomically.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -9,6 +8,7 @@ use plotters::prelude::*;
 
 use super::raster::GlyphText;
 use super::{font, Figure};
+use crate::fs::write_atomic;
 
 /// Renders `fig` into `<stem>.svg` and `<stem>.png`.
 pub(super) fn render(stem: &Path, fig: &impl Figure) -> Result<()> {
@@ -32,6 +32,12 @@ pub(super) fn render_with(stem: &Path, fig: &impl Figure, text: bool) -> Result<
         root.present()?;
     }
     let png = encode_png(&rgb, w, h)?;
+    // A plot goes into a folder that exists: a mistyped path is an error, not a new tree.
+    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            anyhow::bail!("{}: no such folder for the plot", dir.display());
+        }
+    }
     write_atomic(&with_suffix(stem, "svg"), svg.as_bytes())?;
     write_atomic(&with_suffix(stem, "png"), &png)?;
     Ok(())
@@ -54,28 +60,4 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     writer.write_image_data(rgb)?;
     writer.finish()?;
     Ok(out)
-}
-
-/// Temp file in the destination directory, then rename: readers never see a partial file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".egi-plot-").suffix(".tmp");
-    // tempfile defaults to 0600; plots are meant to be shared like any other output.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.flush()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
