@@ -679,8 +679,11 @@ pub fn run(a: Args) -> Result<()> {
         }
         let saved = dir.join("study_config.json");
         if let Ok(old) = std::fs::read_to_string(&saved) {
-            let old: serde_json::Value = serde_json::from_str(&old)?;
-            if old != serde_json::to_value(&cfg)? {
+            // Read through StudyConfig, so a key added by a later egi takes its default and a
+            // study started before it still resumes.
+            let old: StudyConfig = serde_json::from_str(&old)
+                .with_context(|| format!("{}: not a study configuration", saved.display()))?;
+            if serde_json::to_value(&old)? != serde_json::to_value(&cfg)? {
                 bail!(
                     "{} holds a study with other settings ({}); use another --out, or the same settings to resume",
                     dir.display(),
@@ -706,4 +709,22 @@ pub fn run(a: Args) -> Result<()> {
     let report = crate::study_report::write(dir, &cfg, &list)?;
     println!("wrote {}", report.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A study saved by an egi that lacked a later key reads back with that key's default,
+    /// so it resumes under the same settings.
+    #[test]
+    fn saved_settings_without_a_newer_key_read_as_its_default() {
+        let mut saved = serde_json::to_value(StudyConfig::default()).unwrap();
+        saved.as_object_mut().unwrap().remove("fp_token_prompts");
+        let old: StudyConfig = serde_json::from_value(saved).unwrap();
+        assert_eq!(
+            serde_json::to_value(&old).unwrap(),
+            serde_json::to_value(StudyConfig::default()).unwrap()
+        );
+    }
 }
