@@ -1,6 +1,7 @@
 //! egi-probe: the entropy / logit-gradient fingerprint (docs/method.md sections 2-3).
 //!
-//! - [`tape`]: one recorded forward pass and a hand-written backward for many targets at once;
+//! - the recorded forward and the backward for many targets at once are egi-model's
+//!   [`egi_model::pass`] (the same pass the trainer records);
 //! - [`norms`]: nuclear / Frobenius norms of G = D^T X from small Gram matrices;
 //! - [`oracle`]: the plain path (autograd, one backward per token, full SVD) used as a check;
 //! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response.
