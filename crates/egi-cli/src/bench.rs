@@ -309,10 +309,14 @@ pub fn run(a: Args) -> Result<()> {
         let attn = egi_model::AttnInput::causal(1, a.tokens - 1, m.model.dtype(), &dev)?;
         let h = m
             .model
-            .forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?;
-        let lp = m
-            .model
-            .target_logprobs(&h, &ids.narrow(1, 1, a.tokens - 1)?, 128)?;
+            .forward_hidden(&ids.narrow(1, 0, a.tokens - 1)?, &attn)?
+            .squeeze(0)?;
+        let (lp, _) = egi_model::pass::head::logprobs(
+            &m.model,
+            &h,
+            &ids.narrow(1, 1, a.tokens - 1)?.squeeze(0)?,
+            128,
+        )?;
         let grads = lp.sum_all()?.neg()?.backward()?;
         dev.synchronize()?; // a GPU returns before its kernels finish
         std::hint::black_box(grads);

@@ -578,30 +578,6 @@ impl Transformer {
         linear(hidden, self.lm_head_weight(), None)
     }
 
-    /// log p(target) at each position, [B, T], computing the vocabulary projection `chunk`
-    /// positions at a time so the full [B, T, V] logits never exist at once. Differentiable.
-    pub fn target_logprobs(
-        &self,
-        hidden: &Tensor,
-        targets: &Tensor,
-        chunk: usize,
-    ) -> Result<Tensor> {
-        let (b, t, hsz) = hidden.dims3()?;
-        let flat = hidden.reshape((b * t, hsz))?;
-        let tg = targets.reshape(b * t)?;
-        let mut parts = vec![];
-        let mut start = 0;
-        while start < b * t {
-            let n = chunk.min(b * t - start);
-            let logits = linear(&flat.narrow(0, start, n)?, self.lm_head_weight(), None)?;
-            let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            let idx = tg.narrow(0, start, n)?.unsqueeze(1)?;
-            parts.push(lsm.gather(&idx, 1)?.squeeze(1)?);
-            start += n;
-        }
-        Ok(Tensor::cat(&parts, 0)?.reshape((b, t))?)
-    }
-
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, fused: bool) -> Result<Tensor> {
         // x: [B, heads, T, hd]; cos/sin: [B, T, hd/2]
         if fused {

@@ -2,9 +2,10 @@
 //! entropy of the distribution that predicted it.
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::Tensor;
 
 use crate::model::Transformer;
+use crate::pass::head;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenScore {
@@ -49,21 +50,17 @@ pub fn score_batch(
     for (b, (s, n)) in seqs.iter().enumerate() {
         // Positions n-1 .. len-2 predict tokens n .. len-1.
         let z = logits.get(b)?.narrow(0, n - 1, s.len() - n)?;
-        let z64 = z.to_dtype(DType::F64)?;
-        let lsm = candle_nn::ops::log_softmax(&z64, D::Minus1)?;
-        let ent = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?;
-        let tgt = Tensor::new(&s[*n..], model.device())?.unsqueeze(1)?;
-        let lp: Vec<f64> = lsm.gather(&tgt, 1)?.squeeze(1)?.to_vec1()?;
-        let lg: Vec<f64> = z64.gather(&tgt, 1)?.squeeze(1)?.to_vec1()?;
-        let ent: Vec<f64> = ent.to_vec1()?;
+        let stats = head::token_stats(&z, &s[*n..])?;
         out.push(
-            (0..s.len() - n)
-                .map(|i| TokenScore {
+            stats
+                .iter()
+                .enumerate()
+                .map(|(i, st)| TokenScore {
                     pos: n + i,
                     id: s[n + i],
-                    logit: lg[i],
-                    logprob: lp[i],
-                    entropy: ent[i],
+                    logit: st.logit,
+                    logprob: st.logprob,
+                    entropy: st.entropy,
                 })
                 .collect(),
         );

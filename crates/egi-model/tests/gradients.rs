@@ -249,13 +249,10 @@ fn chunked_target_logprobs_equal_full() {
     let y = Tensor::new(&IDS[1..], &dev).unwrap().unsqueeze(0).unwrap();
     let attn = AttnInput::causal(1, 8, DType::F64, &dev).unwrap();
     let h = m.forward_hidden(&x, &attn).unwrap();
-    let a: Vec<f64> = m
-        .target_logprobs(&h, &y, 3)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let (lp, _) =
+        egi_model::pass::head::logprobs(&m, &h.squeeze(0).unwrap(), &y.squeeze(0).unwrap(), 3)
+            .unwrap();
+    let a: Vec<f64> = lp.flatten_all().unwrap().to_vec1().unwrap();
     let full = candle_nn::ops::log_softmax(&m.logits(&h).unwrap(), D::Minus1).unwrap();
     let b: Vec<f64> = full
         .gather(&y.unsqueeze(2).unwrap(), 2)

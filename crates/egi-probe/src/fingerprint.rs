@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::DType;
 use egi_model::Transformer;
 use rayon::prelude::*;
 
@@ -187,22 +187,6 @@ pub fn correlate(kind: Correlation, x: &[f64], y: &[f64]) -> Option<f64> {
     }
 }
 
-/// Entropy, logit and log-prob (f64, full vocabulary) of each response token, from the
-/// logits of its predicting rows `z` [n_resp, V].
-fn token_scores(z: &Tensor, ids: &[u32], n_prompt: usize) -> Result<Vec<(f64, f64, f64)>> {
-    let z = z.to_dtype(DType::F64)?;
-    let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
-    let ent: Vec<f64> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
-    let z: Vec<Vec<f64>> = z.to_vec2()?;
-    let lsm: Vec<Vec<f64>> = lsm.to_vec2()?;
-    Ok((0..ids.len() - n_prompt)
-        .map(|i| {
-            let y = ids[n_prompt + i] as usize;
-            (ent[i], z[i][y], lsm[i][y])
-        })
-        .collect())
-}
-
 fn check_inputs(ids: &[u32], n_prompt: usize, char_starts: &[usize]) -> Result<()> {
     if n_prompt == 0 || n_prompt >= ids.len() {
         bail!("need at least one prompt token and one response token");
@@ -258,7 +242,7 @@ pub fn fingerprint_pass(
     let n_resp = ids.len() - n_prompt;
     // Logits of the predicting rows n_prompt - 1 .. (one per response token).
     let logits = pass.logits(model, n_prompt - 1)?.narrow(0, 0, n_resp)?;
-    let scores = token_scores(&logits, ids, n_prompt)?;
+    let scores = head::token_stats(&logits, &ids[n_prompt..])?;
 
     // Steps and the step of each token.
     let ranges = split_steps(response, &opts.step_delim);
@@ -398,7 +382,11 @@ pub fn fingerprint_pass(
 
     let tokens: Vec<TokenRecord> = (0..n_resp)
         .map(|i| {
-            let (entropy, logit, logprob) = scores[i];
+            let head::TokenStats {
+                entropy,
+                logit,
+                logprob,
+            } = scores[i];
             let norms = (!opts.step_mode.per_step()).then(|| group_norms[i].clone());
             TokenRecord {
                 pos: n_prompt + i,

@@ -5,8 +5,8 @@
 //! of G (P + |o_i|), in the forward and in the backward.
 
 use anyhow::{ensure, Result};
-use candle_core::{DType, Tensor, D};
-use egi_model::fastops;
+use candle_core::Tensor;
+use egi_model::pass::head::{self, HeadPass};
 use egi_model::pass::{Grads, Pass};
 use egi_model::{AttnInput, Transformer};
 
@@ -64,30 +64,7 @@ pub fn token_logprobs(
     let hidden = model.forward_hidden(&ids, &attn)?.squeeze(0)?;
     let n = pk.src.len();
     let h = hidden.index_select(&Tensor::from_slice(&pk.src, n, dev)?, 0)?;
-    let tg = Tensor::from_slice(&pk.tgt, n, dev)?;
-    let (mut parts, mut ent) = (vec![], Vec::with_capacity(n));
-    let mut start = 0;
-    while start < n {
-        let m = chunk.max(1).min(n - start);
-        let logits = h
-            .narrow(0, start, m)?
-            .matmul(&model.lm_head_weight().t()?)?;
-        let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let l = lsm.detach();
-        let e = (l.exp()? * &l)?.sum(D::Minus1)?.neg()?;
-        ent.extend(e.to_dtype(DType::F32)?.to_vec1::<f32>()?);
-        parts.push(
-            lsm.gather(&tg.narrow(0, start, m)?.unsqueeze(1)?, 1)?
-                .squeeze(1)?,
-        );
-        start += m;
-    }
-    let logp = if parts.is_empty() {
-        Tensor::zeros(0, model.dtype(), dev)?
-    } else {
-        Tensor::cat(&parts, 0)?
-    };
-    Ok((logp, ent))
+    head::logprobs(model, &h, &Tensor::from_slice(&pk.tgt, n, dev)?, chunk)
 }
 
 /// The same log-probabilities through egi-model's hand-written training pass, and their
@@ -97,19 +74,14 @@ pub fn token_logprobs(
 pub struct LogprobPass {
     pass: Pass,
     src: Tensor,
-    tgt: Tensor,
     tgt_ids: Vec<u32>,
-    chunk: usize,
+    head: HeadPass,
     /// ln pi(token) [n] (model dtype, no graph) and the entropy (nats) at each token.
     pub logp: Tensor,
     pub ent: Vec<f32>,
-    /// The head's softmax per chunk of targets, when kept (see [`PROBS_BUDGET`]).
-    probs: Option<Vec<Tensor>>,
 }
 
-/// Largest head softmax (bytes) a recorded pass keeps for its backward: beyond it the
-/// backward recomputes the logits (a matmul and a softmax per chunk) instead.
-pub const PROBS_BUDGET: usize = 256 << 20;
+pub use egi_model::pass::head::PROBS_BUDGET;
 
 impl LogprobPass {
     pub fn record(model: &Transformer, pk: &Packed, chunk: usize) -> Result<Self> {
@@ -127,54 +99,16 @@ impl LogprobPass {
         let dev = model.device();
         let attn = AttnInput::packed(pk.prefix, &pk.blocks, model.dtype(), dev)?;
         let pass = Pass::record(model, &pk.ids, &attn)?;
-        let n = pk.src.len();
-        let src = Tensor::from_slice(&pk.src, n, dev)?;
-        let tgt = Tensor::from_slice(&pk.tgt, n, dev)?;
+        let src = Tensor::from_slice(&pk.src, pk.src.len(), dev)?;
         let h = pass.hidden.index_select(&src, 0)?;
-        let e = model.lm_head_weight().detach();
-        let (mut logp, mut ent) = (vec![], Vec::with_capacity(n));
-        let chunk = chunk.max(1);
-        // The softmax is kept for the backward when all of it fits in PROBS_BUDGET bytes;
-        // otherwise the backward recomputes it chunk by chunk.
-        let keep = n * e.dim(0)? * 4 <= probs_budget;
-        let mut probs = vec![];
-        for start in (0..n).step_by(chunk) {
-            let m = chunk.min(n - start);
-            let z = h.narrow(0, start, m)?.matmul(&e.t()?)?;
-            if let Some(r) = fastops::head_rows(&z, &pk.tgt[start..start + m])? {
-                ent.extend(r.entropy);
-                logp.push(Tensor::from_vec(r.logp, m, dev)?);
-                if keep {
-                    probs.push(r.probs);
-                }
-                continue;
-            }
-            let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
-            ent.extend(
-                (lsm.exp()? * &lsm)?
-                    .sum(D::Minus1)?
-                    .neg()?
-                    .to_dtype(DType::F32)?
-                    .to_vec1::<f32>()?,
-            );
-            let l = lsm.gather(&tgt.narrow(0, start, m)?.unsqueeze(1)?, 1)?;
-            logp.push(l.squeeze(1)?);
-        }
-        let probs = (keep && probs.len() == n.div_ceil(chunk)).then_some(probs);
-        let logp = if logp.is_empty() {
-            Tensor::zeros(0, model.dtype(), dev)?
-        } else {
-            Tensor::cat(&logp, 0)?
-        };
+        let head = HeadPass::forward(model, &h, &pk.tgt, chunk, probs_budget)?;
         Ok(LogprobPass {
             pass,
             src,
-            tgt,
             tgt_ids: pk.tgt.clone(),
-            chunk,
-            logp,
-            ent,
-            probs,
+            logp: head.logp.clone(),
+            ent: head.ent.clone(),
+            head,
         })
     }
 
@@ -183,9 +117,8 @@ impl LogprobPass {
         &self.pass
     }
 
-    /// Gradients (by parameter index) of the scalar L whose derivatives are `dlogp` [n].
-    /// With c = dL/d logp: d logits = c (onehot - softmax), so the head's input gets
-    /// c (E[y] - p E) and the head c (onehot - p)^T h.
+    /// Gradients (by parameter index) of the scalar L whose derivatives are `dlogp` [n]:
+    /// through the head ([`HeadPass::backward`]) to the hidden rows, then the body pass.
     pub fn backward(
         &self,
         model: &Transformer,
@@ -198,67 +131,17 @@ impl LogprobPass {
             "dlogp has shape {:?}, expected [{n}]",
             dlogp.dims()
         );
-        let dt = model.dtype();
-        let c = dlogp.to_dtype(dt)?.unsqueeze(1)?; // [n, 1]
-        let e = model.lm_head_weight().detach();
+        let c = dlogp.to_dtype(model.dtype())?.unsqueeze(1)?; // [n, 1]
         let h = self.pass.hidden.index_select(&self.src, 0)?;
         let head = model.lm_head_index();
-        let want_head = want(head);
-        let mut dh_src = vec![];
-        let mut d_head: Option<Tensor> = None;
-        for start in (0..n).step_by(self.chunk) {
-            let m = self.chunk.min(n - start);
-            let hc = h.narrow(0, start, m)?;
-            let cc = c.narrow(0, start, m)?;
-            let p = match &self.probs {
-                Some(ps) => ps[start / self.chunk].clone(),
-                None => candle_nn::ops::softmax_last_dim(&hc.matmul(&e.t()?)?)?,
-            };
-            let tg = self.tgt.narrow(0, start, m)?;
-            let cv: Vec<f32> = cc.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-            let (dh_c, g) = match fastops::head_dlogits(&p, &self.tgt_ids[start..start + m], &cv)? {
-                // d logits = c (onehot - p), [m, V]: one matmul for the head's input and one
-                // for the head.
-                Some(dl) => (
-                    dl.matmul(&e)?,
-                    if want_head {
-                        Some(dl.t()?.matmul(&hc)?)
-                    } else {
-                        None
-                    },
-                ),
-                // Other dtypes: the same with candle ops, the one-hot part as row gathers.
-                None => {
-                    let neg = p.broadcast_mul(&cc)?.neg()?; // -c p, [m, V]
-                    let ey = e.index_select(&tg, 0)?; // [m, H]
-                    let dh_c = (neg.matmul(&e)? + ey.broadcast_mul(&cc)?)?;
-                    let g = if want_head {
-                        Some(
-                            neg.t()?
-                                .matmul(&hc)?
-                                .index_add(&tg, &hc.broadcast_mul(&cc)?, 0)?,
-                        )
-                    } else {
-                        None
-                    };
-                    (dh_c, g)
-                }
-            };
-            dh_src.push(dh_c);
-            if let Some(g) = g {
-                d_head = Some(match d_head {
-                    Some(x) => (x + g)?,
-                    None => g,
-                });
-            }
-        }
+        let (dh_src, d_head) = self
+            .head
+            .backward(model, &h, &self.tgt_ids, &c, want(head))?;
         let hidden = &self.pass.hidden;
-        let d_hidden = if dh_src.is_empty() {
+        let d_hidden = if n == 0 {
             hidden.zeros_like()?
         } else {
-            hidden
-                .zeros_like()?
-                .index_add(&self.src, &Tensor::cat(&dh_src, 0)?, 0)?
+            hidden.zeros_like()?.index_add(&self.src, &dh_src, 0)?
         };
         // A tied head's gradient is also the embedding's: the body pass adds its gather
         // gradient into it.
