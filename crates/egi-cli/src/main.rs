@@ -12,7 +12,6 @@ mod cmd_study;
 mod cmd_train;
 mod common;
 mod lock;
-mod study_report;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::cmd_study::{command_line, eval_sets, stage_seconds, Stage, StudyConfig, RL_MODELS};
-use crate::common::write_atomic;
+use crate::config::StudyConfig;
+use crate::stage_seconds;
+use crate::stages::{command_line, eval_sets, Stage, RL_MODELS};
+use egi_report::write_atomic;
 
 enum Block {
     H2(String),
@@ -182,7 +184,13 @@ fn copy_plot(from: &Path, report: &Path, name: &str, blocks: &mut Vec<Block>, ca
 }
 
 /// Build the report's blocks from the outputs in `dir`.
-fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec<Block> {
+fn blocks(
+    dir: &Path,
+    cfg: &StudyConfig,
+    stages: &[Stage],
+    report: &Path,
+    threads: usize,
+) -> Vec<Block> {
     let mut b = vec![];
     let fp = |name: &str| read_json(&dir.join("fp").join(name).join("summary.json"));
 
@@ -199,7 +207,7 @@ fn blocks(dir: &Path, cfg: &StudyConfig, stages: &[Stage], report: &Path) -> Vec
         secs.len(),
         stages.len(),
         total / 60.0,
-        candle_core::utils::get_num_threads()
+        threads
     )));
 
     // 1. The default model's fingerprint.
@@ -760,12 +768,13 @@ figure{{margin:1em 0}}figcaption{{font-style:italic}}</style></head><body>\n<h1>
 }
 
 /// Write DIR/report/report.md, report.html and the plots; returns the markdown's path.
-pub fn write(dir: &Path, cfg: &StudyConfig, stages: &[Stage]) -> Result<PathBuf> {
+/// `threads`: the worker threads the stages computed with (for the setup line).
+pub fn write(dir: &Path, cfg: &StudyConfig, stages: &[Stage], threads: usize) -> Result<PathBuf> {
     let report = dir.join("report");
     std::fs::create_dir_all(&report)
         .with_context(|| format!("{}: cannot create", report.display()))?;
     let title = "Entropy-gradient inversion at small scale: an egi study";
-    let b = blocks(dir, cfg, stages, &report);
+    let b = blocks(dir, cfg, stages, &report, threads);
     let md = report.join("report.md");
     write_atomic(&md, to_markdown(title, &b).as_bytes())?;
     write_atomic(
