@@ -13,7 +13,6 @@ use egi_model::chat::ChatMessage;
 use egi_model::text::encode_pair;
 use egi_probe::fingerprint::{Correlation, Granularity, StepMode};
 use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, Target};
-use egi_report::stats::{self, Stat};
 use serde_json::{json, Value};
 
 use crate::common::{progress, write_atomic, Checkpoint};
@@ -383,9 +382,10 @@ fn run_probe(a: RunArgs) -> Result<()> {
         .collect();
     done.retain(|v| v["id"].as_str().is_some_and(|id| order.contains_key(id)));
     done.sort_by_key(|v| order[v["id"].as_str().unwrap()]);
-    let summary = summarize(
+    let summary = egi_probe::report::summarize(
         &done,
-        &a,
+        &a.model,
+        a.bootstrap,
         &opts,
         &matrices,
         m.model.cfg.num_layers,
@@ -403,7 +403,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
         &out_dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    plots(&out_dir, &done, &summary, &opts)?;
+    egi_probe::report::plots(&out_dir, &done, &summary, &opts)?;
     ck.finish();
     print_table(&done, &summary, &out_dir);
     Ok(())
@@ -489,311 +489,15 @@ fn probe_one(
         opts,
     )
     .with_context(|| format!("response {}", it.id))?;
-    let tokens: Vec<Value> = fp
-        .tokens
-        .iter()
-        .map(|t| {
-            let mut v = json!({
-                "pos": t.pos, "id": t.id, "text": tok.decode(&[t.id], false).unwrap_or_default(),
-                "char_start": t.char_start, "step": t.step,
-                "entropy": t.entropy, "logit": t.logit, "logprob": t.logprob, "influence": t.influence,
-            });
-            if a.per_matrix {
-                v["nuclear"] = json!(t.norms);
-            }
-            v
-        })
-        .collect();
-    let steps: Vec<Value> = fp
-        .steps
-        .iter()
-        .map(|s| json!({"chars": s.chars, "n_tokens": s.n_tokens, "entropy": s.entropy, "influence": s.influence}))
-        .collect();
-    // Per-matrix means for the heatmap, kept even without --per-matrix.
-    let n_m = fp.matrices.len();
-    let mut mat_sum = vec![0f64; n_m];
-    let mut cnt = 0usize;
-    for t in &fp.tokens {
-        if let Some(n) = &t.norms {
-            for (s, x) in mat_sum.iter_mut().zip(n) {
-                *s += x;
-            }
-            cnt += 1;
-        }
-    }
-    if cnt == 0 {
-        for s in &fp.steps {
-            if let Some(n) = &s.norms {
-                for (acc, x) in mat_sum.iter_mut().zip(n) {
-                    *acc += x;
-                }
-                cnt += 1;
-            }
-        }
-    }
-    Ok(json!({
-        "id": it.id,
-        "prompt": it.prompt,
-        "response": it.response,
-        "n_prompt": enc.n_prompt,
-        "n_tokens": fp.tokens.len(),
-        "rho_token": fp.rho_token,
-        "rho_step": fp.rho_step,
-        "tokens": tokens,
-        "steps": steps,
-        "matrix_mean": mat_sum.iter().map(|s| s / cnt.max(1) as f64).collect::<Vec<_>>(),
-        "seconds": fp.seconds,
-        "backward_flops": fp.backward_flops,
-        "dense_fallbacks": fp.dense_fallbacks,
-    }))
-}
-
-/// (entropy, influence) of every token of every response that has per-token influences.
-fn token_points(ok: &[&Value]) -> (Vec<f64>, Vec<f64>) {
-    let mut ent = vec![];
-    let mut inf = vec![];
-    for v in ok {
-        for t in v["tokens"].as_array().into_iter().flatten() {
-            if let (Some(e), Some(i)) = (t["entropy"].as_f64(), t["influence"].as_f64()) {
-                ent.push(e);
-                inf.push(i);
-            }
-        }
-    }
-    (ent, inf)
-}
-
-fn ci_json(values: &[f64], n_boot: usize) -> Value {
-    let ci = |s| stats::bootstrap_ci(values, s, n_boot, 0.95, 0);
-    json!({
-        "n": values.len(),
-        "mean": stats::mean(values),
-        "mean_ci95": ci(Stat::Mean).map(|(a, b)| [a, b]),
-        "median": stats::median(values),
-        "median_ci95": ci(Stat::Median).map(|(a, b)| [a, b]),
-        "frac_negative": if values.is_empty() { Value::Null } else { json!(values.iter().filter(|&&x| x < 0.0).count() as f64 / values.len() as f64) },
-    })
-}
-
-fn summarize(
-    done: &[Value],
-    a: &RunArgs,
-    opts: &ProbeOptions,
-    matrices: &[(usize, Proj)],
-    n_layers: usize,
-    wall: f64,
-) -> Result<Value> {
-    let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
-    let skipped: Vec<Value> = done
-        .iter()
-        .filter(|v| v.get("skipped").is_some())
-        .cloned()
-        .collect();
-    let rho = |key: &str| -> Vec<f64> { ok.iter().filter_map(|v| v[key].as_f64()).collect() };
-    // Every response a mean rho leaves out, with the reason: skipped before measuring, or
-    // measured with too few or constant points.
-    let points = |v: &Value, list: &str| -> (Vec<f64>, Vec<f64>) {
-        let items = v[list].as_array().cloned().unwrap_or_default();
-        let get = |k: &str| {
-            items
-                .iter()
-                .map(|t| t[k].as_f64().unwrap_or(f64::NAN))
-                .collect()
-        };
-        (get("entropy"), get("influence"))
-    };
-    let undefined = |key: &str, list: &str| -> Vec<Value> {
-        ok.iter()
-            .filter(|v| v[key].as_f64().is_none())
-            .map(|v| {
-                let (x, y) = points(v, list);
-                let why = if list == "tokens" && opts.step_mode.per_step() {
-                    "the per-step mode measures no token influences"
-                } else {
-                    stats::why_undefined(&x, &y).unwrap_or("undefined")
-                };
-                json!({"id": v["id"], "reason": format!("{why} ({} {list})", x.len())})
-            })
-            .collect()
-    };
-    let excluded = |key: &str, list: &str| -> Vec<Value> {
-        skipped
-            .iter()
-            .map(|v| json!({"id": v["id"], "reason": format!("skipped: {}", v["skipped"].as_str().unwrap_or(""))}))
-            .chain(undefined(key, list))
-            .collect()
-    };
-    let (rt, rs) = (rho("rho_token"), rho("rho_step"));
-    let (ent, inf) = token_points(&ok);
-    let pooled = egi_probe::fingerprint::correlate(opts.correlation, &ent, &inf);
-    // Mean norm per (layer, projection), weighted by tokens.
-    let mut grid = vec![vec![None::<(f64, f64)>; 4]; n_layers];
-    for v in &ok {
-        let w = v["n_tokens"].as_f64().unwrap_or(0.0);
-        for (i, x) in v["matrix_mean"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let (l, p) = matrices[i];
-            let e = grid[l][p.index()].get_or_insert((0.0, 0.0));
-            e.0 += w * x.as_f64().unwrap_or(0.0);
-            e.1 += w;
-        }
-    }
-    let grid: Vec<Vec<Option<f64>>> = grid
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|c| c.map(|(s, w)| s / w.max(1e-300)))
-                .collect()
-        })
-        .collect();
-    let n_tok: usize = ok
-        .iter()
-        .map(|v| v["n_tokens"].as_u64().unwrap_or(0) as usize)
-        .sum();
-    let probe_secs: f64 = ok
-        .iter()
-        .map(|v| v["seconds"].as_f64().unwrap_or(0.0))
-        .sum();
-    // Lines written before the count existed have none: null, not a made-up 0.
-    let dense_fallbacks: Option<u64> = ok.iter().map(|v| v["dense_fallbacks"].as_u64()).sum();
-    let primary = match opts.granularity {
-        Granularity::Token => &rt,
-        Granularity::Step => &rs,
-    };
-    let ci = stats::bootstrap_ci(primary, Stat::Mean, a.bootstrap, 0.95, 0);
-    let verdict = match ci {
-        Some((_, hi)) if hi < 0.0 => "inversion (rho < 0: the 95% CI of the mean lies below 0)",
-        Some((lo, _)) if lo > 0.0 => "no inversion (rho > 0: the 95% CI of the mean lies above 0)",
-        Some(_) => "inconclusive (the 95% CI of the mean contains 0)",
-        None => "undefined (fewer than 2 responses with a defined rho)",
-    };
-    Ok(json!({
-        "model": a.model,
-        "options": opts,
-        "responses": ok.len(),
-        "skipped": skipped.len(),
-        "skipped_reasons": skipped,
-        "tokens": n_tok,
-        "rho_token": ci_json(&rt, a.bootstrap),
-        "rho_step": ci_json(&rs, a.bootstrap),
-        "rho_token_undefined": ok.len() - rt.len(),
-        "rho_step_undefined": ok.len() - rs.len(),
-        "rho_token_excluded": excluded("rho_token", "tokens"),
-        "rho_step_excluded": excluded("rho_step", "steps"),
-        "pooled_rho_token": pooled,
-        "granularity": match opts.granularity { Granularity::Token => "token", Granularity::Step => "step" },
-        "verdict": verdict,
-        "matrix_mean": {"rows": "layer", "cols": ["q", "k", "v", "o"], "values": grid},
-        "wall_seconds": wall,
-        "probe_seconds": probe_secs,
-        "dense_fallbacks": dense_fallbacks,
-        "tokens_per_second": if probe_secs > 0.0 { json!(n_tok as f64 / probe_secs) } else { Value::Null },
-        "seconds_per_token": if n_tok > 0 { json!(probe_secs / n_tok as f64) } else { Value::Null },
-    }))
-}
-
-fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -> Result<()> {
-    let ok: Vec<&Value> = done.iter().filter(|v| v.get("skipped").is_none()).collect();
-    let (ent, inf) = token_points(&ok);
-    let model = summary["model"].as_str().unwrap_or("");
-    if !ent.is_empty() {
-        egi_report::plot::scatter_entropy_influence(
-            &out.join("scatter"),
-            &ent,
-            &inf,
-            summary["pooled_rho_token"].as_f64(),
-            &format!("{model}: entropy vs gradient influence (all tokens)"),
-        )?;
-    } else {
-        // Step-sum mode has no token influences: plot steps.
-        let mut se = vec![];
-        let mut si = vec![];
-        for v in &ok {
-            for s in v["steps"].as_array().into_iter().flatten() {
-                se.push(s["entropy"].as_f64().unwrap_or(f64::NAN));
-                si.push(s["influence"].as_f64().unwrap_or(f64::NAN));
-            }
-        }
-        let rho = egi_probe::fingerprint::correlate(opts.correlation, &se, &si);
-        egi_report::plot::scatter_entropy_influence(
-            &out.join("scatter"),
-            &se,
-            &si,
-            rho,
-            &format!("{model}: entropy vs gradient influence (steps)"),
-        )?;
-    }
-    let key = if opts.granularity == Granularity::Token {
-        "rho_token"
-    } else {
-        "rho_step"
-    };
-    let rhos: Vec<f64> = ok.iter().filter_map(|v| v[key].as_f64()).collect();
-    egi_report::plot::histogram(
-        &out.join("rho_hist"),
-        &rhos,
-        &format!("per-response {key}"),
-        &format!("{model}: per-response {key}"),
-        summary[key]["mean"].as_f64(),
-    )?;
-    let grid: Vec<Vec<f64>> = summary["matrix_mean"]["values"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            r.as_array()
-                .into_iter()
-                .flatten()
-                .map(|x| x.as_f64().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
-    egi_report::plot::heatmap(
-        &out.join("heatmap"),
-        &grid,
-        "layer",
-        &["q", "k", "v", "o"],
-        &format!("{model}: mean gradient norm per matrix"),
-    )?;
-    // One response along its tokens: the longest.
-    if let Some(v) = ok
-        .iter()
-        .max_by_key(|v| v["n_tokens"].as_u64().unwrap_or(0))
-    {
-        let toks = v["tokens"].as_array().cloned().unwrap_or_default();
-        let e: Vec<f64> = toks
-            .iter()
-            .map(|t| t["entropy"].as_f64().unwrap_or(f64::NAN))
-            .collect();
-        let i: Vec<f64> = toks
-            .iter()
-            .map(|t| t["influence"].as_f64().unwrap_or(f64::NAN))
-            .collect();
-        let mut starts = vec![];
-        let mut last = None;
-        for (k, t) in toks.iter().enumerate() {
-            let s = t["step"].as_u64();
-            if s != last {
-                starts.push(k);
-                last = s;
-            }
-        }
-        egi_report::plot::along_response(
-            &out.join("response"),
-            &e,
-            &i,
-            &starts,
-            &format!(
-                "response {}: entropy and influence per token",
-                v["id"].as_str().unwrap_or("")
-            ),
-        )?;
-    }
-    Ok(())
+    Ok(egi_probe::report::record(
+        &fp,
+        &it.id,
+        &it.prompt,
+        &it.response,
+        enc.n_prompt,
+        a.per_matrix,
+        |id| tok.decode(&[id], false).unwrap_or_default(),
+    ))
 }
 
 fn fmt(x: Option<f64>) -> String {
@@ -860,60 +564,18 @@ fn print_table(done: &[Value], s: &Value, out: &Path) {
 }
 
 fn compare(c: CompareArgs) -> Result<()> {
-    struct Run {
-        dir: PathBuf,
-        summary: Value,
-        rho: std::collections::BTreeMap<String, (Option<f64>, Option<f64>, String)>,
-    }
-    let mut runs = vec![];
-    for d in &c.dirs {
-        let sp = d.join("summary.json");
-        let summary: Value =
-            serde_json::from_str(&std::fs::read_to_string(&sp).with_context(|| {
-                format!(
-                    "{}: cannot read (is this a fingerprint output directory?)",
-                    sp.display()
-                )
-            })?)
-            .with_context(|| format!("{}: not valid JSON", sp.display()))?;
-        let rp = d.join("responses.jsonl");
-        let mut rho = std::collections::BTreeMap::new();
-        for (i, l) in std::fs::read_to_string(&rp)
-            .with_context(|| format!("{}: cannot read", rp.display()))?
-            .lines()
-            .enumerate()
-        {
-            let v: Value = serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not valid JSON", rp.display(), i + 1))?;
-            // The key two runs must share for a pair.
-            let text = match c.pair_by {
-                PairBy::Text => format!(
-                    "{}\u{0}{}",
-                    v["prompt"].as_str().unwrap_or(""),
-                    v["response"].as_str().unwrap_or("")
-                ),
-                PairBy::Prompt => v["prompt"].as_str().unwrap_or("").to_string(),
-            };
-            rho.insert(
-                v["id"].as_str().unwrap_or("").to_string(),
-                (v["rho_token"].as_f64(), v["rho_step"].as_f64(), text),
-            );
-        }
-        runs.push(Run {
-            dir: d.clone(),
-            summary,
-            rho,
-        });
-    }
-    let mut rows = vec![];
-    let mut table = vec![];
+    let pair_by = match c.pair_by {
+        PairBy::Text => egi_probe::report::PairBy::Text,
+        PairBy::Prompt => egi_probe::report::PairBy::Prompt,
+    };
+    let cmp = egi_probe::report::compare(&c.dirs, pair_by)?;
     println!(
         "{:<28} {:>5} {:>26} {:>26}",
         "run", "n", "mean rho_token [95% CI]", "mean rho_step [95% CI]"
     );
-    for r in &runs {
+    for r in cmp["runs"].as_array().into_iter().flatten() {
         let cell = |k: &str| {
-            let s = &r.summary[k];
+            let s = &r[k];
             match (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
                 (Some(m), Some(ci)) => format!(
                     "{m:+.3} [{:+.3}, {:+.3}]",
@@ -924,92 +586,40 @@ fn compare(c: CompareArgs) -> Result<()> {
                 _ => "n/a".into(),
             }
         };
-        let label = r.dir.display().to_string();
         println!(
             "{:<28} {:>5} {:>26} {:>26}",
-            label,
-            r.summary["responses"],
+            r["dir"].as_str().unwrap_or(""),
+            r["responses"],
             cell("rho_token"),
             cell("rho_step")
         );
-        let key = if r.summary["granularity"] == "token" {
-            "rho_token"
-        } else {
-            "rho_step"
+    }
+    for t in cmp["paired_tests"].as_array().into_iter().flatten() {
+        if t["pairs"].as_u64().unwrap_or(0) == 0 {
+            continue;
+        }
+        let unit = match c.pair_by {
+            PairBy::Text => "identical texts",
+            PairBy::Prompt => "shared prompts",
         };
-        let s = &r.summary[key];
-        if let (Some(m), Some(ci)) = (s["mean"].as_f64(), s["mean_ci95"].as_array()) {
-            rows.push((
-                format!("{label} ({key})"),
-                m,
-                ci[0].as_f64().unwrap_or(m),
-                ci[1].as_f64().unwrap_or(m),
-            ));
-        }
-        table.push(json!({"dir": r.dir, "model": r.summary["model"], "responses": r.summary["responses"], "rho_token": r.summary["rho_token"], "rho_step": r.summary["rho_step"], "verdict": r.summary["verdict"]}));
+        println!(
+            "{} vs {}: {} paired on {} {unit}, mean difference {}, permutation p = {}{}",
+            t["run"].as_str().unwrap_or(""),
+            t["baseline"].as_str().unwrap_or(""),
+            t["measure"].as_str().unwrap_or(""),
+            t["pairs"],
+            fmt(t["mean_difference"].as_f64()),
+            t["p_value"]
+                .as_f64()
+                .map(|p| format!("{p:.4}"))
+                .unwrap_or("n/a".into()),
+            t["uninformative"]
+                .as_str()
+                .map(|w| format!(" (uninformative: {w})"))
+                .unwrap_or_default()
+        );
     }
-    // Paired tests against the first run, on the responses both scored with identical texts.
-    let mut tests = vec![];
-    let base = &runs[0];
-    for r in &runs[1..] {
-        for (ki, key) in ["rho_token", "rho_step"].iter().enumerate() {
-            let mut a = vec![];
-            let mut b = vec![];
-            for (id, x) in &base.rho {
-                if let Some(y) = r.rho.get(id) {
-                    if x.2 != y.2 {
-                        continue;
-                    }
-                    let (xa, yb) = if ki == 0 { (x.0, y.0) } else { (x.1, y.1) };
-                    if let (Some(xa), Some(yb)) = (xa, yb) {
-                        a.push(xa);
-                        b.push(yb);
-                    }
-                }
-            }
-            let p = stats::paired_permutation_test(&b, &a, 10_000, 0);
-            let d: Vec<f64> = b.iter().zip(&a).map(|(x, y)| x - y).collect();
-            let diff = stats::mean(&d);
-            let ci = stats::bootstrap_ci(&d, Stat::Mean, 2000, 0.95, 0);
-            let no_power = stats::no_power(&d, 0.05);
-            let unit = match c.pair_by {
-                PairBy::Text => "identical texts",
-                PairBy::Prompt => "shared prompts",
-            };
-            if !a.is_empty() {
-                println!(
-                    "{} vs {}: {key} paired on {} {unit}, mean difference {}, permutation p = {}{}",
-                    r.dir.display(),
-                    base.dir.display(),
-                    a.len(),
-                    fmt(diff),
-                    p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into()),
-                    no_power
-                        .as_ref()
-                        .map(|w| format!(" (uninformative: {w})"))
-                        .unwrap_or_default()
-                );
-            }
-            tests.push(json!({
-                "run": r.dir, "baseline": base.dir, "measure": key,
-                "pairing": match c.pair_by { PairBy::Text => "text", PairBy::Prompt => "prompt" },
-                "pairs": a.len(), "mean_difference": diff, "difference_ci95": ci.map(|(l, h)| [l, h]),
-                "p_value": p, "uninformative": no_power,
-            }));
-        }
-    }
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("{}: cannot create", c.out.display()))?;
-    write_atomic(
-        &c.out.join("compare.json"),
-        serde_json::to_string_pretty(&json!({"runs": table, "paired_tests": tests}))?.as_bytes(),
-    )?;
-    egi_report::plot::compare_intervals(
-        &c.out.join("compare"),
-        &rows,
-        "mean rho (95% CI)",
-        "fingerprint comparison",
-    )?;
+    egi_probe::report::write_compare(&c.out, &cmp)?;
     println!(
         "wrote {}/compare.json and compare.svg/.png",
         c.out.display()

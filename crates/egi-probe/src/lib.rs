@@ -9,6 +9,7 @@
 pub mod fingerprint;
 pub mod norms;
 pub mod oracle;
+pub mod report;
 
 pub use egi_model::pass::{Proj, Target};
 pub use fingerprint::{
