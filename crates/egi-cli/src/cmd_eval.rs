@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use egi_eval::data::{load_problems, resolve, Problem};
-use egi_eval::metrics::{estimate, pass_at_k};
 use egi_generate::{generate_with_progress, Request, SamplingParams};
 use egi_model::chat::ChatMessage;
 use egi_verify::{verify, Options};
@@ -243,49 +242,20 @@ fn run_eval(a: RunArgs) -> Result<()> {
             r["sample"].as_u64(),
         )
     });
-    let mut correct: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &rows {
-        let pid = r["problem_id"].as_str().unwrap_or("");
-        let e = correct.entry(pid).or_default();
-        if r["verdict"] == "correct" {
-            *e += 1;
-        }
-        *counts
-            .entry(r["verdict"].as_str().unwrap_or("").to_string())
-            .or_default() += 1;
-    }
-    let mut metrics = serde_json::Map::new();
-    let p1: Vec<f64> = problems
-        .iter()
-        .map(|p| correct.get(p.id.as_str()).copied().unwrap_or(0) as f64 / n as f64)
-        .collect();
-    metrics.insert("pass@1".into(), json!(estimate(&p1, a.bootstrap, 0)));
-    for &k in &ks {
-        let v: Vec<f64> = problems
-            .iter()
-            .map(|p| {
-                pass_at_k(n, correct.get(p.id.as_str()).copied().unwrap_or(0), k).unwrap_or(0.0)
-            })
-            .collect();
-        metrics.insert(format!("pass@{k}"), json!(estimate(&v, a.bootstrap, 0)));
-    }
+    let counts = egi_eval::report::verdict_counts(&rows);
+    let metrics = egi_eval::report::metrics(&rows, &problems, n, &ks, a.bootstrap);
     let n_tok: usize = rows
         .iter()
         .map(|r| r["tokens"].as_u64().unwrap_or(0) as usize)
         .sum();
-    let by_extraction = breakdown(&rows, |r| {
-        r["extract_method"].as_str().unwrap_or("none").to_string()
-    });
-    let by_finish = breakdown(&rows, |r| {
-        r["finish_reason"].as_str().unwrap_or("unknown").to_string()
-    });
+    let by_extraction = egi_eval::report::breakdown(&rows, "extract_method", "none");
+    let by_finish = egi_eval::report::breakdown(&rows, "finish_reason", "unknown");
     let summary = json!({
         "model": a.model, "bench": bench, "file": data.label(), "data_sha256": data_sha256, "problems": problems.len(), "samples_per_problem": n,
         "greedy": a.greedy, "temperature": temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
         "template": a.template, "metrics": metrics, "verdicts": counts,
         "by_extraction": by_extraction, "by_finish_reason": by_finish,
-        "per_problem_pass@1": problems.iter().zip(&p1).map(|(p, v)| (p.id.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "per_problem_pass@1": egi_eval::report::per_problem_pass1(&rows, &problems, n),
         "generated_tokens": n_tok, "wall_seconds": t0.elapsed().as_secs_f64(),
     });
     write_atomic(
@@ -346,22 +316,6 @@ fn run_eval(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Samples and correct ones per key (extraction method, finish reason): what explains a 0%.
-fn breakdown(
-    rows: &[serde_json::Value],
-    key: impl Fn(&serde_json::Value) -> String,
-) -> BTreeMap<String, serde_json::Value> {
-    let mut t: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for r in rows {
-        let e = t.entry(key(r)).or_default();
-        e.0 += 1;
-        e.1 += usize::from(r["verdict"] == "correct");
-    }
-    t.into_iter()
-        .map(|(k, (n, c))| (k, json!({"samples": n, "correct": c})))
-        .collect()
-}
-
 /// Stable hash of a problem id (FNV-1a), for per-problem seeds.
 fn fxhash(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -381,49 +335,37 @@ fn compare(c: CompareArgs) -> Result<()> {
         .with_context(|| format!("{}: not valid JSON", p.display()))
     };
     let (a, b) = (load(&c.dirs[0])?, load(&c.dirs[1])?);
-    let (pa, pb) = (&a["per_problem_pass@1"], &b["per_problem_pass@1"]);
-    let mut xa = vec![];
-    let mut xb = vec![];
-    for (id, v) in pa.as_object().into_iter().flatten() {
-        if let (Some(x), Some(y)) = (v.as_f64(), pb.get(id).and_then(|y| y.as_f64())) {
-            xa.push(x);
-            xb.push(y);
-        }
-    }
-    if xa.is_empty() {
-        bail!("the two runs share no problems");
-    }
-    let diff: Vec<f64> = xb.iter().zip(&xa).map(|(y, x)| y - x).collect();
-    let p = egi_report::stats::paired_permutation_test(&xb, &xa, 10_000, 0);
-    let ci = egi_report::stats::bootstrap_ci(&diff, egi_report::stats::Stat::Mean, 2000, 0.95, 0);
-    let d = egi_report::stats::mean(&diff).unwrap_or(0.0);
-    // Problems on which the two runs differ: the only ones that carry information.
-    let differing = diff.iter().filter(|&&x| x != 0.0).count();
-    let no_power = egi_report::stats::no_power(&diff, 0.05);
+    let mut j = egi_eval::report::compare(&a, &b)?;
     println!(
         "{} vs {}: {} shared problems",
         c.dirs[1].display(),
         c.dirs[0].display(),
-        xa.len()
+        j["shared_problems"]
     );
     println!(
-        "  pass@1 {:.3} vs {:.3}; difference {d:+.3} (95% CI {}), paired permutation p = {}",
-        egi_report::stats::mean(&xb).unwrap_or(0.0),
-        egi_report::stats::mean(&xa).unwrap_or(0.0),
-        ci.map(|(l, h)| format!("[{l:+.3}, {h:+.3}]"))
+        "  pass@1 {:.3} vs {:.3}; difference {:+.3} (95% CI {}), paired permutation p = {}",
+        j["pass@1_run"].as_f64().unwrap_or(0.0),
+        j["pass@1_baseline"].as_f64().unwrap_or(0.0),
+        j["mean_difference"].as_f64().unwrap_or(0.0),
+        j["difference_ci95"]
+            .as_array()
+            .map(|c| format!(
+                "[{:+.3}, {:+.3}]",
+                c[0].as_f64().unwrap_or(0.0),
+                c[1].as_f64().unwrap_or(0.0)
+            ))
             .unwrap_or("n/a".into()),
-        p.map(|p| format!("{p:.4}")).unwrap_or("n/a".into())
+        j["p_value"]
+            .as_f64()
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or("n/a".into())
     );
-    if let Some(why) = &no_power {
+    if let Some(why) = j["uninformative"].as_str() {
         println!("  uninformative: {why}");
     }
     if let Some(path) = &c.out {
-        let j = json!({
-            "run": c.dirs[1], "baseline": c.dirs[0], "shared_problems": xa.len(),
-            "pass@1_run": egi_report::stats::mean(&xb), "pass@1_baseline": egi_report::stats::mean(&xa),
-            "mean_difference": d, "difference_ci95": ci.map(|(l, h)| [l, h]), "p_value": p,
-            "differing_problems": differing, "uninformative": no_power,
-        });
+        j["run"] = json!(c.dirs[1]);
+        j["baseline"] = json!(c.dirs[0]);
         write_atomic(path, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }
     Ok(())

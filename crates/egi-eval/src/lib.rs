@@ -1,6 +1,7 @@
 //! egi-eval: what an evaluation needs besides a model: the data sets bundled with egi
 //! ([`bundled`]), how a data set is named and read ([`data`]), the
-//! prompt templates ([`prompt`]) and the metrics with their uncertainty ([`metrics`]); and
+//! prompt templates ([`prompt`]), the metrics with their uncertainty ([`metrics`]) and an
+//! evaluation's summary and paired comparison ([`report`]); and
 //! generated training problems with exact answers ([`arith`]).
 
 pub mod arith;
@@ -8,3 +9,4 @@ pub mod bundled;
 pub mod data;
 pub mod metrics;
 pub mod prompt;
+pub mod report;
