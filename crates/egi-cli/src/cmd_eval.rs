@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use egi_eval::data::{load_problems, resolve, Problem};
 use egi_generate::{generate_with_progress, Request, SamplingParams};
-use egi_model::chat::ChatMessage;
 use egi_verify::{verify, Options};
 use serde_json::{json, Value};
 
@@ -183,12 +182,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
         let mut reqs = vec![];
         for p in chunk.iter() {
             let text = egi_eval::prompt::render(&a.template, &p.problem)?;
-            let text = if a.raw {
-                text
-            } else {
-                tok.apply_chat_template(&[ChatMessage::user(&text)], true)?
-            };
-            let ids = tok.encode(&text, a.raw)?;
+            let ids = egi_model::text::encode_prompt(tok, &text, a.raw)?;
             for s in 0..n {
                 reqs.push(Request {
                     prompt_ids: ids.clone(),

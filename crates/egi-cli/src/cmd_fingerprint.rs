@@ -9,8 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use egi_generate::{generate_with_progress, Request, SamplingParams};
-use egi_model::chat::ChatMessage;
-use egi_model::text::encode_pair;
+use egi_model::text::{encode_pair, encode_prompt};
 use egi_probe::fingerprint::{Correlation, Granularity, StepMode};
 use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, Target};
 use serde_json::{json, Value};
@@ -420,13 +419,8 @@ fn generate_responses(
         .iter()
         .enumerate()
         .map(|(i, (_, p))| {
-            let text = if a.raw {
-                p.clone()
-            } else {
-                tok.apply_chat_template(&[ChatMessage::user(p)], true)?
-            };
             Ok(Request {
-                prompt_ids: tok.encode(&text, a.raw)?,
+                prompt_ids: encode_prompt(tok, p, a.raw)?,
                 params: SamplingParams {
                     temperature: a.temperature,
                     top_p: a.top_p,

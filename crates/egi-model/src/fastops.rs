@@ -10,36 +10,10 @@
 //! against those candle formulas.
 
 use anyhow::Result;
-use candle_core::{CpuStorage, DType, Storage, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
-/// A contiguous f32 CPU tensor's elements, borrowed from its storage (None otherwise).
-struct View<'a> {
-    guard: candle_core::StorageRef<'a>,
-    range: std::ops::Range<usize>,
-}
-
-impl std::ops::Deref for View<'_> {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        match &*self.guard {
-            Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.clone()],
-            _ => unreachable!("checked in f32s"),
-        }
-    }
-}
-
-fn f32s(t: &Tensor) -> Option<View<'_>> {
-    if t.dtype() != DType::F32 || !t.device().is_cpu() {
-        return None;
-    }
-    let (guard, l) = t.storage_and_layout();
-    let range = match (&*guard, l.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(_)), Some((a, b))) => a..b,
-        _ => return None,
-    };
-    Some(View { guard, range })
-}
+use crate::view::f32s;
 
 /// Run the block compiled for AVX-512 when the CPU has it (the compiler then vectorises its
 /// loops 16 wide), else as is.
@@ -868,7 +842,7 @@ pub fn attention_bwd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, D};
+    use candle_core::{DType, Device, D};
 
     fn rnd(shape: &[usize], seed: u64, spread: f32) -> Tensor {
         let n: usize = shape.iter().product();

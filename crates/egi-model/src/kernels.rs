@@ -8,21 +8,13 @@
 //! backward. Checked against candle's matmul in the tests below.
 
 use anyhow::Result;
-use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Storage, Tensor};
 use rayon::prelude::*;
+
+use crate::view::f32s;
 
 /// Largest number of input rows routed here; more rows are compute-bound, gemm's job.
 pub const MAX_ROWS: usize = 16;
-
-fn cpu_f32<'a>(s: &'a Storage, l: &Layout) -> Option<&'a [f32]> {
-    match s {
-        Storage::Cpu(CpuStorage::F32(v)) => {
-            let (start, end) = l.contiguous_offsets()?;
-            Some(&v[start..end])
-        }
-        _ => None,
-    }
-}
 
 /// `x [m, in] @ w[out, in]^T` for m <= MAX_ROWS, both f32 contiguous on the CPU; `None` when
 /// the inputs do not qualify (the caller then uses candle's matmul).
@@ -56,18 +48,18 @@ fn multi_impl(x: &Tensor, ws: &[&Tensor], use_avx512: bool) -> Result<Option<Vec
             return Ok(None);
         }
     }
-    let (xs, xl) = x.storage_and_layout();
-    let Some(xv) = cpu_f32(&xs, xl) else {
+    let Some(xg) = f32s(x) else {
         return Ok(None);
     };
-    let guards: Vec<_> = ws.iter().map(|w| w.storage_and_layout()).collect();
-    let mut wvs = Vec::with_capacity(ws.len());
-    for (st, l) in &guards {
-        match cpu_f32(st, l) {
-            Some(v) => wvs.push(v),
+    let xv: &[f32] = &xg;
+    let mut guards = Vec::with_capacity(ws.len());
+    for w in ws {
+        match f32s(w) {
+            Some(v) => guards.push(v),
             None => return Ok(None),
         }
     }
+    let wvs: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
     // Tasks of up to CHUNK weight rows, never straddling two matrices.
     const CHUNK: usize = 64;
     let mut tasks = vec![];

@@ -23,6 +23,7 @@ pub mod source;
 pub mod testing;
 pub mod text;
 pub mod tokenizer;
+mod view;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};

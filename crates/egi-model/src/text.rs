@@ -20,6 +20,21 @@ pub struct EncodedPair {
     pub char_starts: Vec<usize>,
 }
 
+/// The prompt as the model sees it: rendered with the chat template (one user message,
+/// generation prompt added) unless `raw`.
+pub fn render_prompt(tok: &Tokenizer, prompt: &str, raw: bool) -> Result<String> {
+    if raw {
+        return Ok(prompt.to_string());
+    }
+    tok.apply_chat_template(&[ChatMessage::user(prompt)], true)
+}
+
+/// [`render_prompt`], tokenized: the prompt ids generation starts from (a raw prompt gets
+/// the tokenizer's BOS if it wants one; a template writes its own).
+pub fn encode_prompt(tok: &Tokenizer, prompt: &str, raw: bool) -> Result<Vec<u32>> {
+    tok.encode(&render_prompt(tok, prompt, raw)?, raw)
+}
+
 /// Render `prompt` with the chat template (one user message, generation prompt added) unless
 /// `raw`, then tokenize prompt and response.
 pub fn encode_pair(
@@ -28,17 +43,7 @@ pub fn encode_pair(
     response: &str,
     raw: bool,
 ) -> Result<EncodedPair> {
-    let prompt_text = if raw {
-        prompt.to_string()
-    } else {
-        tok.apply_chat_template(
-            &[ChatMessage {
-                role: "user".into(),
-                content: prompt.into(),
-            }],
-            true,
-        )?
-    };
+    let prompt_text = render_prompt(tok, prompt, raw)?;
     // Raw prompts get the tokenizer's BOS if it wants one; templates write their own.
     let bos = raw && tok.add_bos;
     let full = format!("{prompt_text}{response}");

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use egi_eval::data::DataSource;
-use egi_model::{chat::ChatMessage, GenerationDefaults, Tokenizer, Transformer};
+use egi_model::{GenerationDefaults, Tokenizer, Transformer};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -185,12 +185,7 @@ pub fn encode_examples(
         .iter()
         .map(|(p, r)| {
             let text = egi_eval::prompt::render(&cfg.template, p)?;
-            let prompt_text = if cfg.raw {
-                text
-            } else {
-                tok.apply_chat_template(&[ChatMessage::user(&text)], true)?
-            };
-            let prompt = tok.encode(&prompt_text, cfg.raw)?;
+            let prompt = egi_model::text::encode_prompt(tok, &text, cfg.raw)?;
             let mut response = tok.encode(r, false)?;
             response.truncate(cfg.max_len.saturating_sub(1).max(1));
             response.extend(eos);

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use egi_eval::data::Problem;
-use egi_model::{chat::ChatMessage, Tokenizer};
+use egi_model::Tokenizer;
 use egi_verify::{ExtractMethod, Options};
 
 /// The verdict on one response.
@@ -92,12 +92,7 @@ impl<'a> MathTask<'a> {
             .iter()
             .map(|p| -> Result<Vec<u32>> {
                 let text = egi_eval::prompt::render(template, &p.problem)?;
-                let text = if raw {
-                    text
-                } else {
-                    tok.apply_chat_template(&[ChatMessage::user(&text)], true)?
-                };
-                tok.encode(&text, raw)
+                egi_model::text::encode_prompt(tok, &text, raw)
             })
             .collect::<Result<_>>()?;
         Ok(MathTask {
