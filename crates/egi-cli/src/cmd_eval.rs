@@ -13,7 +13,7 @@ use egi_generate::{generate_with_progress, Request, SamplingParams};
 use egi_verify::{verify, Options};
 use serde_json::{json, Value};
 
-use crate::common::{progress, write_atomic, Checkpoint};
+use crate::common::{progress, write_atomic, PartialRows};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -151,7 +151,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let key = json!({"model": a.model, "bench": bench, "data_sha256": data_sha256, "n": n, "temperature": temperature, "top_p": a.top_p,
         "max_new_tokens": a.max_new_tokens, "template": a.template, "raw": a.raw, "seed": a.seed,
         "require_think_close": a.require_think_close});
-    let (mut ck, mut rows) = Checkpoint::open(&out, "samples", &key, a.fresh)?;
+    let (mut ck, mut rows) = PartialRows::open(&out, "samples", &key, a.fresh)?;
     // A problem counts as done only with all n samples present.
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
     for r in &rows {

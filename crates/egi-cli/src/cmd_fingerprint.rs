@@ -14,7 +14,7 @@ use egi_probe::fingerprint::{Correlation, Granularity, StepMode};
 use egi_probe::{fingerprint, Norm, ProbeOptions, Proj, Target};
 use serde_json::{json, Value};
 
-use crate::common::{progress, write_atomic, Checkpoint};
+use crate::common::{progress, write_atomic, PartialRows};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -346,7 +346,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
 
     // Resume: completed responses are appended to a checkpoint as they finish.
     let run_key = json!({"model": a.model, "options": opts});
-    let (mut ck, mut done) = Checkpoint::open(&out_dir, "responses", &run_key, a.fresh)?;
+    let (mut ck, mut done) = PartialRows::open(&out_dir, "responses", &run_key, a.fresh)?;
     if !done.is_empty() {
         eprintln!("resuming: {} responses already done", done.len());
     }

@@ -110,7 +110,7 @@ pub struct TrainArgs {
     /// LoRA alpha (default 16; the update is scaled by alpha / rank).
     #[arg(long)]
     lora_alpha: Option<f64>,
-    /// Checkpoint every N steps (and at the end).
+    /// PartialRows every N steps (and at the end).
     #[arg(long)]
     save_every: Option<usize>,
     /// Checkpoints kept (0 = all).

@@ -104,20 +104,20 @@ pub fn info(a: InfoArgs) -> Result<()> {
 /// `<dir>/<stem>.partial.jsonl`, beside `<dir>/<stem>.key.partial.json` holding the settings
 /// they were made with. Opening again resumes (same settings) or refuses (other settings,
 /// unless `fresh`); a torn last line from a crash is dropped.
-pub struct Checkpoint {
+pub struct PartialRows {
     file: std::fs::File,
     path: PathBuf,
     key_path: PathBuf,
 }
 
-impl Checkpoint {
+impl PartialRows {
     /// Returns the checkpoint and the records already done.
     pub fn open(
         dir: &Path,
         stem: &str,
         key: &serde_json::Value,
         fresh: bool,
-    ) -> Result<(Checkpoint, Vec<serde_json::Value>)> {
+    ) -> Result<(PartialRows, Vec<serde_json::Value>)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let path = dir.join(format!("{stem}.partial.jsonl"));
@@ -154,7 +154,7 @@ impl Checkpoint {
         write_atomic(&path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new().append(true).open(&path)?;
         Ok((
-            Checkpoint {
+            PartialRows {
                 file,
                 path,
                 key_path,

@@ -9,12 +9,12 @@ use super::{Grads, Pass};
 use crate::fastops;
 use crate::model::Transformer;
 
-struct Acc<'a> {
+struct GradSum<'a> {
     grads: Grads,
     want: &'a dyn Fn(usize) -> bool,
 }
 
-impl Acc<'_> {
+impl GradSum<'_> {
     fn wants(&self, i: usize) -> bool {
         (self.want)(i)
     }
@@ -60,7 +60,7 @@ impl Pass {
         let t = self.hidden.dim(0)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let w = |i: usize| model.w(i).detach();
-        let mut acc = Acc {
+        let mut acc = GradSum {
             grads: vec![None; model.params().len()],
             want,
         };
