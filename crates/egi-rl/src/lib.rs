@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod lora;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod policy;
 pub mod policy_state;

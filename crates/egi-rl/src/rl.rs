@@ -14,10 +14,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::advantage::{all_equal, group_advantages, informative, Scale};
+use crate::advantage::{group_advantages, informative, Scale};
 use crate::checkpoint::{self, MetricsLog, TrainerState};
 use crate::config::{Algo, TrainConfig};
 use crate::loss::{policy_loss, Base, LossConfig, LossStats, Normalizer, TokenBatch};
+use crate::metrics::StepMetrics;
 use crate::policy::{pack, token_logprobs, Packed};
 use crate::policy_state::{Forward, Policy};
 use crate::reward::{overlong_penalty, Reward, RewardWeights};
@@ -34,11 +35,30 @@ fn mini_batch_ranges(n: usize, m: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// One prompt's rollouts.
-struct Group {
-    problem: usize,
-    cursor: usize,
-    completions: Vec<Completion>,
-    rewards: Vec<Reward>,
+pub(crate) struct Group {
+    pub(crate) problem: usize,
+    pub(crate) cursor: usize,
+    pub(crate) completions: Vec<Completion>,
+    pub(crate) rewards: Vec<Reward>,
+}
+
+/// A step's rollouts: every sampled group, and the ones kept for the update (all, unless
+/// dynamic sampling dropped some).
+pub(crate) struct Batch {
+    pub(crate) all: Vec<Group>,
+    pub(crate) kept: Vec<usize>,
+    pub(crate) rounds: usize,
+}
+
+/// What the update reports: loss statistics of the first epoch, the policy's entropy,
+/// the last gradient norm, the learning rate and the time taken.
+pub(crate) struct Update {
+    pub(crate) stats: LossStats,
+    pub(crate) ent_sum: f64,
+    pub(crate) ent_n: usize,
+    pub(crate) grad_norm: f64,
+    pub(crate) lr: f64,
+    pub(crate) seconds: f64,
 }
 
 pub struct Trainer<'a> {
@@ -320,55 +340,84 @@ impl<'a> Trainer<'a> {
     }
 
     /// One training step. Returns its metrics (also appended to RUN/metrics.jsonl).
+    /// One RL step: rollouts with their rewards -> group advantages -> the policy update ->
+    /// metrics and logs. Returns the step's metrics (the line appended to metrics.jsonl).
     pub fn step(&mut self) -> Result<Value> {
         let t_step = Instant::now();
-        let cfg = self.cfg.clone();
-        let base = cfg.base_algo();
         let mut secs = [0f64; 3]; // rollout, reward, fingerprint
-                                  // 1. Rollouts; DAPO's dynamic sampling drops all-equal groups and samples again.
-        let mut all: Vec<Group> = vec![];
-        let mut kept: Vec<usize> = vec![];
-        let mut rounds = 0;
+        let batch = self.sample_batch(&mut secs)?;
+        let t_adv = Instant::now();
+        let adv = self.advantages(&batch);
+        secs[1] += t_adv.elapsed().as_secs_f64();
+        let update = self.update(&batch, &adv)?;
+        self.step += 1;
+        let m = StepMetrics::new(
+            self.step,
+            &self.cfg,
+            &batch,
+            &update,
+            secs,
+            t_step.elapsed().as_secs_f64(),
+        );
+        self.log(&m, &batch)?;
+        Ok(serde_json::to_value(&m)?)
+    }
+
+    /// Rollouts of `batch_prompts` prompts with their rewards. DAPO's dynamic sampling keeps
+    /// only groups whose accuracies differ and samples again (up to `max_sampling_rounds`).
+    fn sample_batch(&mut self, secs: &mut [f64; 3]) -> Result<Batch> {
+        let cfg = self.cfg.clone();
+        let mut b = Batch {
+            all: vec![],
+            kept: vec![],
+            rounds: 0,
+        };
         for round in 0..cfg.max_sampling_rounds.max(1) {
-            rounds = round + 1;
-            let need = cfg.batch_prompts - kept.len();
-            let groups = self.rollout(need, &mut secs)?;
-            for grp in groups {
+            b.rounds = round + 1;
+            let need = cfg.batch_prompts - b.kept.len();
+            for grp in self.rollout(need, secs)? {
                 let acc: Vec<f64> = grp.rewards.iter().map(|r| r.acc).collect();
                 if !cfg.use_dynamic_sampling() || informative(&acc) {
-                    kept.push(all.len());
+                    b.kept.push(b.all.len());
                 }
-                all.push(grp);
+                b.all.push(grp);
             }
             if !cfg.use_dynamic_sampling()
-                || kept.len() >= cfg.batch_prompts
+                || b.kept.len() >= cfg.batch_prompts
                 || round + 1 == cfg.max_sampling_rounds
             {
                 break;
             }
         }
-        let t_reward = Instant::now();
-        // 2. Advantages, per group.
-        let scale = if base == Base::DrGrpo {
+        Ok(b)
+    }
+
+    /// Group advantages of the kept groups (std-normalised except on a Dr.GRPO base).
+    fn advantages(&self, b: &Batch) -> Vec<Vec<f64>> {
+        let scale = if self.cfg.base_algo() == Base::DrGrpo {
             Scale::None
         } else {
             Scale::Std
         };
-        let adv: Vec<Vec<f64>> = kept
+        b.kept
             .iter()
             .map(|&i| {
-                let r: Vec<f64> = all[i].rewards.iter().map(|r| r.total).collect();
-                group_advantages(&r, cfg.group_size, scale)
+                let r: Vec<f64> = b.all[i].rewards.iter().map(|r| r.total).collect();
+                group_advantages(&r, self.cfg.group_size, scale)
             })
-            .collect();
-        secs[1] += t_reward.elapsed().as_secs_f64();
+            .collect()
+    }
 
-        // 3. Update: each epoch takes one optimizer step per mini-batch (a run of micro-batches
-        // whose gradients are accumulated); pi_old is the policy that sampled.
+    /// The policy update: each of `ppo_epochs` epochs takes one optimizer step per
+    /// mini-batch (a run of micro-batches whose gradients are accumulated); pi_old is the
+    /// policy that sampled.
+    fn update(&mut self, b: &Batch, adv: &[Vec<f64>]) -> Result<Update> {
         let t_up = Instant::now();
+        let cfg = self.cfg.clone();
+        let (all, kept) = (&b.all, &b.kept);
         let (eps_low, eps_high) = cfg.clip();
         let lcfg = LossConfig {
-            base,
+            base: cfg.base_algo(),
             eps_low,
             eps_high,
             beta: cfg.beta,
@@ -481,85 +530,20 @@ impl<'a> Trainer<'a> {
         }
         // Forwards of groups that dynamic sampling dropped.
         self.recorded.clear();
-        let seconds_update = t_up.elapsed().as_secs_f64();
-        self.step += 1;
+        Ok(Update {
+            stats,
+            ent_sum,
+            ent_n,
+            grad_norm,
+            lr,
+            seconds: t_up.elapsed().as_secs_f64(),
+        })
+    }
 
-        // 4. Metrics, rollouts log, checkpoint, evaluation.
-        let rs: Vec<&Reward> = kept.iter().flat_map(|&i| all[i].rewards.iter()).collect();
-        let every: Vec<&Reward> = all.iter().flat_map(|g| g.rewards.iter()).collect();
-        let mean = |f: &dyn Fn(&Reward) -> f64, v: &[&Reward]| {
-            if v.is_empty() {
-                None
-            } else {
-                Some(v.iter().map(|r| f(r)).sum::<f64>() / v.len() as f64)
-            }
-        };
-        let tot_mean = mean(&|r| r.total, &every).unwrap_or(0.0);
-        let tot_std = (every
-            .iter()
-            .map(|r| (r.total - tot_mean).powi(2))
-            .sum::<f64>()
-            / every.len().max(1) as f64)
-            .sqrt();
-        let rhos: Vec<f64> = every.iter().filter_map(|r| r.rho).collect();
-        let lens: Vec<usize> = all
-            .iter()
-            .flat_map(|g| g.completions.iter().map(|c| c.token_ids.len()))
-            .collect();
-        let gen_tokens: usize = lens.iter().sum();
-        let truncated = all
-            .iter()
-            .flat_map(|g| &g.completions)
-            .filter(|c| c.finish_reason == FinishReason::Length)
-            .count();
-        let seconds_step = t_step.elapsed().as_secs_f64();
-        let m = json!({
-            "step": self.step,
-            "algo": cfg.algo.name(),
-            "reward_mean": tot_mean,
-            "reward_std": tot_std,
-            "reward_acc": mean(&|r| r.acc, &every),
-            "reward_format": mean(&|r| r.format, &every),
-            "reward_overlong": mean(&|r| r.overlong, &every),
-            "reward_corr": mean(&|r| r.corr, &every),
-            "accuracy": mean(&|r| r.acc, &every),
-            "accuracy_kept": mean(&|r| r.acc, &rs),
-            "rho_mean": if rhos.is_empty() { None } else { Some(rhos.iter().sum::<f64>() / rhos.len() as f64) },
-            "rho_defined": if cfg.algo == Algo::CorrPo { Some(rhos.len() as f64 / every.len().max(1) as f64) } else { None },
-            "entropy_mean": if ent_n > 0 { Some(ent_sum / ent_n as f64) } else { None },
-            "kl": if stats.kl_n > 0 { Some(stats.kl_sum / stats.kl_n as f64) } else { None },
-            "clip_frac": if stats.units > 0 { Some(stats.clipped as f64 / stats.units as f64) } else { None },
-            "ratio_mean": if stats.units > 0 { Some(stats.ratio_sum / stats.units as f64) } else { None },
-            "ratio_min": if stats.units > 0 { Some(stats.ratio_min) } else { None },
-            "ratio_max": if stats.units > 0 { Some(stats.ratio_max) } else { None },
-            "loss": stats.loss,
-            "response_len_mean": gen_tokens as f64 / lens.len().max(1) as f64,
-            "truncated_frac": truncated as f64 / lens.len().max(1) as f64,
-            "groups_kept": kept.len(),
-            "groups_dropped": all.len() - kept.len(),
-            "groups_sampled": all.len(),
-            "sampling_rounds": rounds,
-            // kept groups whose responses all got the same accuracy: their advantages come
-            // from the other reward terms alone (for CorR-PO on a std-normalised base, from
-            // lambda * R_corr at full size whatever lambda is)
-            "groups_rho_only": if kept.is_empty() { None } else {
-                Some(kept.iter().filter(|&&i| {
-                    let acc: Vec<f64> = all[i].rewards.iter().map(|r| r.acc).collect();
-                    all_equal(&acc)
-                }).count() as f64 / kept.len() as f64)
-            },
-            "grad_norm": grad_norm,
-            "lr": lr,
-            "tokens": gen_tokens,
-            "tokens_per_s": gen_tokens as f64 / seconds_step,
-            "seconds_rollout": secs[0],
-            "seconds_reward": secs[1],
-            "seconds_fingerprint": secs[2],
-            "seconds_update": seconds_update,
-            "seconds_step": seconds_step,
-        });
-        self.metrics.append(&m)?;
-        for grp in &all {
+    /// Append the metrics and the rollouts to their logs; save and evaluate when due.
+    fn log(&mut self, m: &StepMetrics, b: &Batch) -> Result<()> {
+        self.metrics.append(&serde_json::to_value(m)?)?;
+        for grp in &b.all {
             for (c, r) in grp.completions.iter().zip(&grp.rewards) {
                 self.rollouts.append(&json!({
                     "step": self.step,
@@ -572,13 +556,14 @@ impl<'a> Trainer<'a> {
                 }))?;
             }
         }
-        if (cfg.save_every > 0 && self.step.is_multiple_of(cfg.save_every)) || self.done() {
+        let (save_every, eval_every) = (self.cfg.save_every, self.cfg.eval_every);
+        if (save_every > 0 && self.step.is_multiple_of(save_every)) || self.done() {
             self.save()?;
         }
-        if (cfg.eval_every > 0 && self.step.is_multiple_of(cfg.eval_every)) || self.done() {
+        if (eval_every > 0 && self.step.is_multiple_of(eval_every)) || self.done() {
             self.eval_and_log()?;
         }
-        Ok(m)
+        Ok(())
     }
 
     /// pi_old's log-probs of micro-batch `mi` from a forward of the weights that sampled, the
