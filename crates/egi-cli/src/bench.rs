@@ -76,7 +76,7 @@ fn probe_bench(a: &Args) -> Result<()> {
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let texts: Vec<(String, String)> = match &a.input {
-        Some(p) => crate::cmd_score::read_lines(p)?
+        Some(p) => egi_eval::data::read_response_lines(p)?
             .into_iter()
             .map(|l| (l.prompt, l.response))
             .collect(),
@@ -429,7 +429,7 @@ fn train_bench(a: &Args) -> Result<()> {
     if let Some(l) = &a.fp_layers {
         runs.push((
             Algo::CorrPo,
-            crate::cmd_fingerprint::parse_layers(l, m.model.cfg.num_layers)?,
+            egi_probe::fingerprint::parse_layers(l, m.model.cfg.num_layers)?,
             Backward::Fused,
             format!("corr-po (layers {l})"),
         ));

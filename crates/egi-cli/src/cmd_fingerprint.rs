@@ -198,26 +198,6 @@ fn unescape(s: &str) -> String {
     s.replace("\\n", "\n").replace("\\t", "\t")
 }
 
-pub(crate) fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
-    if s == "all" {
-        return Ok(None);
-    }
-    let mut out = vec![];
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || {
-            format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1)
-        };
-        if let Some((a, b)) = part.split_once('-') {
-            let (a, b): (usize, usize) =
-                (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
-            out.extend(a..=b);
-        } else {
-            out.push(part.parse().with_context(bad)?);
-        }
-    }
-    Ok(Some(out))
-}
-
 fn parse_projections(s: &str) -> Result<Vec<Proj>> {
     s.split(',')
         .map(str::trim)
@@ -269,7 +249,7 @@ fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
             NormArg::Frobenius => Norm::Frobenius,
         },
         projections: parse_projections(&a.projections)?,
-        layers: parse_layers(&a.layers, n_layers)?,
+        layers: egi_probe::fingerprint::parse_layers(&a.layers, n_layers)?,
         granularity: match a.granularity {
             GranArg::Token => Granularity::Token,
             GranArg::Step => Granularity::Step,
@@ -310,7 +290,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
 
     // The texts.
     let items: Vec<Item> = if let Some(input) = &a.input {
-        crate::cmd_score::read_lines(input)?
+        egi_eval::data::read_response_lines(input)?
             .into_iter()
             .map(|l| Item {
                 id: match &l.id {

@@ -1,12 +1,10 @@
 //! `egi score`: per-token log-probabilities and entropies of given responses.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use egi_model::score::score_ids;
 use egi_model::text::encode_pair;
-use serde::Deserialize;
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -25,40 +23,8 @@ pub struct Args {
     pub raw: bool,
 }
 
-#[derive(Deserialize)]
-pub struct Line {
-    pub id: serde_json::Value,
-    pub prompt: String,
-    pub response: String,
-}
-
-/// Read `{"id","prompt","response"}` lines; errors name the file and the line.
-pub fn read_lines(path: &std::path::Path) -> Result<Vec<Line>> {
-    let f =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut out = vec![];
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let l: Line = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: expected {{\"id\", \"prompt\", \"response\"}}",
-                path.display(),
-                i + 1
-            )
-        })?;
-        out.push(l);
-    }
-    if out.is_empty() {
-        bail!("{}: no input lines", path.display());
-    }
-    Ok(out)
-}
-
 pub fn run(a: Args) -> Result<()> {
-    let lines = read_lines(&a.input)?;
+    let lines = egi_eval::data::read_response_lines(&a.input)?;
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let pb = crate::common::progress(lines.len() as u64, "responses");

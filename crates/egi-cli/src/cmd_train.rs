@@ -197,7 +197,7 @@ impl TrainArgs {
             c.eval_data = self.eval_data.clone();
         }
         if let Some(l) = &self.fp_layers {
-            c.fp_layers = crate::cmd_fingerprint::parse_layers(l, usize::MAX)?;
+            c.fp_layers = egi_probe::fingerprint::parse_layers(l, usize::MAX)?;
         }
         if let Some(d) = &self.fp_step_delim {
             c.fp_step_delim = d.replace("\\n", "\n");

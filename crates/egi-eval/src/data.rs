@@ -3,6 +3,7 @@
 //! by egi-verify).
 
 use std::borrow::Cow;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -274,4 +275,37 @@ mod tests {
             assert!(err.contains("--features hub"), "{err}");
         }
     }
+}
+
+/// A text to score or fingerprint: `{"id", "prompt", "response"}` (extra fields ignored).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ResponseLine {
+    pub id: serde_json::Value,
+    pub prompt: String,
+    pub response: String,
+}
+
+/// Read `{"id","prompt","response"}` lines; errors name the file and the line.
+pub fn read_response_lines(path: &std::path::Path) -> Result<Vec<ResponseLine>> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: ResponseLine = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: expected {{\"id\", \"prompt\", \"response\"}}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        out.push(l);
+    }
+    if out.is_empty() {
+        bail!("{}: no input lines", path.display());
+    }
+    Ok(out)
 }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use egi_model::Transformer;
 use rayon::prelude::*;
@@ -460,6 +460,28 @@ pub fn fingerprint_pass(
         backward_flops: flops,
         dense_fallbacks,
     })
+}
+
+/// Layers from `all` (None: every layer) or a list of numbers and ranges such as
+/// `0-3,10`; `n` (the model's layer count) only words the error.
+pub fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
+    if s == "all" {
+        return Ok(None);
+    }
+    let mut out = vec![];
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || {
+            format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1)
+        };
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b): (usize, usize) =
+                (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+            out.extend(a..=b);
+        } else {
+            out.push(part.parse().with_context(bad)?);
+        }
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]
