@@ -50,10 +50,13 @@ pub struct Saved {
     pub ctx: Tensor,
     pub h2: Tensor,
     pub r_post: Tensor,
-    pub m: Tensor,
+    /// The MLP's inputs for the weight gradients (normed h2 [T, H], silu(g) u [T, I]): kept
+    /// only by a pass recorded for training ([`Pass::record`]); the K-target backward reads
+    /// neither, and memory freed early keeps the probe's forward fast.
+    pub m: Option<Tensor>,
     pub g: Tensor,
     pub u: Tensor,
-    pub act: Tensor,
+    pub act: Option<Tensor>,
 }
 
 /// A recorded forward pass over one row.

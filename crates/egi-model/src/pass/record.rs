@@ -13,6 +13,17 @@ impl Pass {
     /// Record the forward of `ids` (one row) with `attn`'s positions and mask ([1, T] and
     /// [1, 1, T, T], e.g. [`AttnInput::packed`]). No autograd graph is built.
     pub fn record(model: &Transformer, ids: &[u32], attn: &AttnInput) -> Result<Pass> {
+        Pass::record_keeping(model, ids, attn, true)
+    }
+
+    /// [`Pass::record`], keeping the MLP inputs of the weight gradients only when
+    /// `for_weights` (a pass only the K-target backward reads does without them).
+    fn record_keeping(
+        model: &Transformer,
+        ids: &[u32],
+        attn: &AttnInput,
+        for_weights: bool,
+    ) -> Result<Pass> {
         let cfg = &model.cfg;
         let dev = model.device();
         let t = ids.len();
@@ -108,10 +119,10 @@ impl Pass {
                 ctx,
                 h2,
                 r_post,
-                m,
+                m: for_weights.then_some(m),
                 g,
                 u,
-                act,
+                act: for_weights.then_some(act),
             });
             h = h3;
         }
@@ -127,10 +138,11 @@ impl Pass {
         })
     }
 
-    /// Record one sequence alone: positions 0..T, causal mask.
+    /// Record one sequence alone (positions 0..T, causal mask) for the K-target backward:
+    /// without the MLP inputs that only weight gradients read.
     pub fn record_causal(model: &Transformer, ids: &[u32]) -> Result<Pass> {
         let attn = AttnInput::causal(1, ids.len(), model.dtype(), model.device())?;
-        Pass::record(model, ids, &attn)
+        Pass::record_keeping(model, ids, &attn, false)
     }
 
     /// Rows recorded.
@@ -146,7 +158,8 @@ impl Pass {
     /// sequence's positions in that row, in order (a prompt and one of its responses; the
     /// packed mask lets them attend only to each other, so these are exactly the activations
     /// of the sequence alone). This saves the probe its own forward when the trainer has
-    /// already recorded one.
+    /// already recorded one. Like [`Pass::record_causal`], it is for the K-target backward:
+    /// the MLP inputs of the weight gradients are left out.
     pub fn select_rows(&self, model: &Transformer, rows: &[u32]) -> Result<Pass> {
         let cfg = &model.cfg;
         let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
@@ -186,10 +199,10 @@ impl Pass {
                 ctx: sel0(&s.ctx)?,
                 h2: sel0(&s.h2)?,
                 r_post: sel0(&s.r_post)?,
-                m: sel0(&s.m)?,
+                m: None,
                 g: sel0(&s.g)?,
                 u: sel0(&s.u)?,
-                act: sel0(&s.act)?,
+                act: None,
             });
         }
         Ok(Pass {

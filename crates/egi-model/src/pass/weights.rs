@@ -87,7 +87,16 @@ impl Pass {
             let ly = &model.layers[l];
             let s = &self.layers[l];
             // MLP: h3 = h2 + act Wd^T, act = silu(g) u, g = m Wg^T, u = m Wu^T.
-            acc.add(ly.down, || Ok(dh.t()?.matmul(&s.act)?))?;
+            let no_mlp_inputs = || {
+                anyhow::anyhow!(
+                    "weight gradients need a pass recorded by Pass::record (this one was recorded for the fingerprint only)"
+                )
+            };
+            let (m, act) = (
+                s.m.as_ref().ok_or_else(no_mlp_inputs)?,
+                s.act.as_ref().ok_or_else(no_mlp_inputs)?,
+            );
+            acc.add(ly.down, || Ok(dh.t()?.matmul(act)?))?;
             let d_act = dh.matmul(&w(ly.down))?; // [T, I]
             let (dg, du) = match fastops::silu_mul_bwd(&s.g, &s.u, &d_act)? {
                 Some(x) => x,
@@ -98,8 +107,8 @@ impl Pass {
                     ((&d_act * (&s.u * dsilu)?)?, (&d_act * silu)?)
                 }
             };
-            acc.add(ly.gate, || Ok(dg.t()?.matmul(&s.m)?))?;
-            acc.add(ly.up, || Ok(du.t()?.matmul(&s.m)?))?;
+            acc.add(ly.gate, || Ok(dg.t()?.matmul(m)?))?;
+            acc.add(ly.up, || Ok(du.t()?.matmul(m)?))?;
             let dm = (dg.matmul(&w(ly.gate))? + du.matmul(&w(ly.up))?)?;
             let (dx, dw) = rms_bwd(
                 &s.h2,
