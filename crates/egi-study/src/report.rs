@@ -318,6 +318,23 @@ fn blocks(
         ],
         rows,
     ));
+    let mut left_out = vec![];
+    for step in cfg.sft_fp_steps() {
+        let s = if step == 0 {
+            fp("base-gsm8k")
+        } else {
+            fp(&format!("sft-step-{step}"))
+        };
+        let ex = excluded(&s, "rho_step");
+        if !ex.is_empty() {
+            left_out.push(format!("step {step}: {}", ex.join("; ")));
+        }
+    }
+    b.push(Block::P(if left_out.is_empty() {
+        "Left out of the means: none.".into()
+    } else {
+        format!("Left out of the means: {}.", left_out.join(". "))
+    }));
     let last = format!("sft-step-{}", cfg.sft_steps);
     let sft_step_test = paired_test(&cmp_sft, &last, "rho_step");
     let cmp_sft_token = read_json(&dir.join("fp/cmp-sft-token/compare.json"));
