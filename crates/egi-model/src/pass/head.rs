@@ -25,6 +25,11 @@ pub struct TokenStats {
     pub entropy: f64,
 }
 
+/// Entropy (nats) of each row's distribution from its log-softmax [n, V]: -sum p ln p.
+fn entropy(lsm: &Tensor) -> Result<Tensor> {
+    Ok((lsm.exp()? * lsm)?.sum(D::Minus1)?.neg()?)
+}
+
 /// [`TokenStats`] of `targets[i]` under logits row i of `z` [n, V].
 pub fn token_stats(z: &Tensor, targets: &[u32]) -> Result<Vec<TokenStats>> {
     let n = targets.len();
@@ -35,7 +40,7 @@ pub fn token_stats(z: &Tensor, targets: &[u32]) -> Result<Vec<TokenStats>> {
     );
     let z = z.to_dtype(DType::F64)?;
     let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
-    let ent: Vec<f64> = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?.to_vec1()?;
+    let ent: Vec<f64> = entropy(&lsm)?.to_vec1()?;
     let tgt = Tensor::from_slice(targets, n, z.device())?.unsqueeze(1)?;
     let lp: Vec<f64> = lsm.gather(&tgt, 1)?.squeeze(1)?.to_vec1()?;
     let lg: Vec<f64> = z.gather(&tgt, 1)?.squeeze(1)?.to_vec1()?;
@@ -65,11 +70,8 @@ pub fn logprobs(
             .narrow(0, start, m)?
             .matmul(&model.lm_head_weight().t()?)?;
         let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let l = lsm.detach();
         ent.extend(
-            (l.exp()? * &l)?
-                .sum(D::Minus1)?
-                .neg()?
+            entropy(&lsm.detach())?
                 .to_dtype(DType::F32)?
                 .to_vec1::<f32>()?,
         );
@@ -130,13 +132,7 @@ impl HeadPass {
                 continue;
             }
             let lsm = candle_nn::ops::log_softmax(&z, D::Minus1)?;
-            ent.extend(
-                (lsm.exp()? * &lsm)?
-                    .sum(D::Minus1)?
-                    .neg()?
-                    .to_dtype(DType::F32)?
-                    .to_vec1::<f32>()?,
-            );
+            ent.extend(entropy(&lsm)?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
             let l = lsm.gather(&tgt.narrow(0, start, m)?.unsqueeze(1)?, 1)?;
             logp.push(l.squeeze(1)?);
         }
