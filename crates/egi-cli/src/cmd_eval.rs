@@ -2,18 +2,18 @@
 //! accuracy) with bootstrap CIs over problems; resumable per problem; `egi eval compare`.
 //! `egi verify`: the verifier on one pair or a JSONL file.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use egi_eval::data::{load_problems, resolve, Problem};
-use egi_generate::{generate_with_progress, Request, SamplingParams};
+use egi_eval::data::{load_problems, resolve};
+use egi_eval::run::{EvalRun, EvalSettings, Sampling};
 use egi_verify::{verify, Options};
 use serde_json::{json, Value};
 
-use crate::common::{progress, write_atomic, PartialRows};
+use crate::common::{progress, write_atomic};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -132,7 +132,6 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let ks = parse_ks(&a.k, n)?;
     let data = resolve(&bench, a.data_dir.as_deref())?;
     let problems = load_problems(&data, a.limit)?;
-    let data_sha256 = data.sha256()?;
     egi_eval::prompt::render(&a.template, "x")?;
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
@@ -142,179 +141,46 @@ fn run_eval(a: RunArgs) -> Result<()> {
             m.source.path().display()
         );
     }
-    let vopts = Options {
+    let settings = EvalSettings {
+        model: a.model.clone(),
+        bench,
+        data,
+        problems,
+        sampling: Sampling {
+            n,
+            temperature: if a.greedy { 0.0 } else { a.temperature },
+            top_p: a.top_p,
+            max_new_tokens: a.max_new_tokens,
+            seed: a.seed,
+        },
+        greedy: a.greedy,
+        ks,
+        template: a.template.clone(),
+        raw: a.raw,
         require_think_close: a.require_think_close,
-        ..Options::default()
+        bootstrap: a.bootstrap,
+        fresh: a.fresh,
     };
-    let temperature = if a.greedy { 0.0 } else { a.temperature };
-
-    let key = json!({"model": a.model, "bench": bench, "data_sha256": data_sha256, "n": n, "temperature": temperature, "top_p": a.top_p,
-        "max_new_tokens": a.max_new_tokens, "template": a.template, "raw": a.raw, "seed": a.seed,
-        "require_think_close": a.require_think_close});
-    let (mut ck, mut rows) = PartialRows::open(&out, "samples", &key, a.fresh)?;
-    // A problem counts as done only with all n samples present.
-    let mut per: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &rows {
-        *per.entry(r["problem_id"].as_str().unwrap_or("").to_string())
-            .or_default() += 1;
+    let mut run = EvalRun::open(&out, settings)?;
+    if run.resumed() > 0 {
+        eprintln!("resuming: {} problems already done", run.resumed());
     }
-    let done: HashSet<String> = per
-        .into_iter()
-        .filter(|(_, c)| *c == n)
-        .map(|(k, _)| k)
-        .collect();
-    rows.retain(|r| done.contains(r["problem_id"].as_str().unwrap_or("")));
-    if !done.is_empty() {
-        eprintln!("resuming: {} problems already done", done.len());
-    }
-    // Drop samples of problems that did not complete.
-    ck.rewrite(&rows)?;
-
-    let todo: Vec<&Problem> = problems.iter().filter(|p| !done.contains(&p.id)).collect();
-    let per_batch = (a.batch / n).max(1);
-    let pb = progress(todo.len() as u64, "problems");
-    for (bi, chunk) in todo.chunks(per_batch).enumerate() {
+    let pending = run.pending();
+    let pb = progress(pending.len() as u64, "problems");
+    for (bi, chunk) in pending.chunks((a.batch / n).max(1)).enumerate() {
         if a.stop_after == Some(bi) {
             pb.finish_and_clear();
             eprintln!("stopped after {bi} batches; run the same command again to resume");
             return Ok(());
         }
-        let mut reqs = vec![];
-        for p in chunk.iter() {
-            let text = egi_eval::prompt::render(&a.template, &p.problem)?;
-            let ids = egi_model::text::encode_prompt(tok, &text, a.raw)?;
-            for s in 0..n {
-                reqs.push(Request {
-                    prompt_ids: ids.clone(),
-                    params: SamplingParams {
-                        temperature,
-                        top_p: a.top_p,
-                        top_k: 0,
-                        max_new_tokens: a.max_new_tokens,
-                        stop: vec![],
-                        // Seeds per (problem, sample), independent of batching and resuming.
-                        seed: a
-                            .seed
-                            .wrapping_mul(1_000_003)
-                            .wrapping_add(fxhash(&p.id))
-                            .wrapping_add(s as u64),
-                    },
-                });
-            }
-        }
-        let comps = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |_| {})?;
-        let mut fresh_rows = vec![];
-        for (i, c) in comps.iter().enumerate() {
-            let p = chunk[i / n];
-            let v = verify(&c.text, &p.gold, &vopts);
-            let row = json!({
-                "problem_id": p.id, "sample": i % n, "gold": p.gold, "response": c.text,
-                "extracted": v.extracted.as_ref().map(|e| &e.text),
-                "extract_method": v.extracted.as_ref().map(|e| &e.method),
-                "verdict": v.status, "tokens": c.token_ids.len(), "finish_reason": c.finish_reason,
-            });
-            fresh_rows.push(row);
-        }
-        ck.append(&fresh_rows)?;
-        rows.extend(fresh_rows);
+        run.run_batch(&m.model, tok, &m.eos_ids(), chunk)?;
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
-
-    // Summary in problem order.
-    let order: BTreeMap<&str, usize> = problems
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id.as_str(), i))
-        .collect();
-    rows.sort_by_key(|r| {
-        (
-            order
-                .get(r["problem_id"].as_str().unwrap_or(""))
-                .copied()
-                .unwrap_or(usize::MAX),
-            r["sample"].as_u64(),
-        )
-    });
-    let counts = egi_eval::report::verdict_counts(&rows);
-    let metrics = egi_eval::report::metrics(&rows, &problems, n, &ks, a.bootstrap);
-    let n_tok: usize = rows
-        .iter()
-        .map(|r| r["tokens"].as_u64().unwrap_or(0) as usize)
-        .sum();
-    let by_extraction = egi_eval::report::breakdown(&rows, "extract_method", "none");
-    let by_finish = egi_eval::report::breakdown(&rows, "finish_reason", "unknown");
-    let summary = json!({
-        "model": a.model, "bench": bench, "file": data.label(), "data_sha256": data_sha256, "problems": problems.len(), "samples_per_problem": n,
-        "greedy": a.greedy, "temperature": temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
-        "template": a.template, "metrics": metrics, "verdicts": counts,
-        "by_extraction": by_extraction, "by_finish_reason": by_finish,
-        "per_problem_pass@1": egi_eval::report::per_problem_pass1(&rows, &problems, n),
-        "generated_tokens": n_tok, "wall_seconds": t0.elapsed().as_secs_f64(),
-    });
-    write_atomic(
-        &out.join("samples.jsonl"),
-        rows.iter()
-            .map(|v| format!("{v}\n"))
-            .collect::<String>()
-            .as_bytes(),
-    )?;
-    write_atomic(
-        &out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    ck.finish();
-    println!(
-        "{bench}: {} problems x {n} samples ({})",
-        problems.len(),
-        if a.greedy { "greedy" } else { "sampled" }
-    );
-    for (name, e) in &metrics {
-        let mean = e["mean"].as_f64().unwrap_or(0.0);
-        let ci = e["ci95"]
-            .as_array()
-            .map(|c| {
-                format!(
-                    "[{:.3}, {:.3}]",
-                    c[0].as_f64().unwrap_or(0.0),
-                    c[1].as_f64().unwrap_or(0.0)
-                )
-            })
-            .unwrap_or("n/a".into());
-        let wilson = e["wilson95"]
-            .as_array()
-            .map(|c| {
-                format!(
-                    " (Wilson [{:.3}, {:.3}])",
-                    c[0].as_f64().unwrap_or(0.0),
-                    c[1].as_f64().unwrap_or(0.0)
-                )
-            })
-            .unwrap_or_default();
-        println!("  {name:<8} {mean:.3}  95% CI {ci}{wilson}");
-    }
-    println!("  verdicts: {}", serde_json::to_string(&counts)?);
-    for (title, table) in [
-        ("answer taken by", &by_extraction),
-        ("generation ended by", &by_finish),
-    ] {
-        println!("  {title}:");
-        for (k, v) in table {
-            println!(
-                "    {k:<14} {:>6} samples, {:>6} correct",
-                v["samples"], v["correct"]
-            );
-        }
-    }
+    let summary = run.finish(t0.elapsed().as_secs_f64())?;
+    println!("{}", egi_eval::run::table(&summary));
     println!("wrote {}/samples.jsonl and summary.json", out.display());
     Ok(())
-}
-
-/// Stable hash of a problem id (FNV-1a), for per-problem seeds.
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 fn compare(c: CompareArgs) -> Result<()> {

@@ -165,7 +165,12 @@ fn bad_training_input_is_rejected_clearly() {
         .arg(dir.path().join("r"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown algorithm `ppo`"));
+    // clap refuses it, naming the flag and the choices.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'ppo' for '--algo") && err.contains("corr-po"),
+        "{err}"
+    );
     let cfg = dir.path().join("c.toml");
     write(&cfg, "grup_size = 4\n");
     let out = egi()

@@ -13,7 +13,9 @@ use crate::norms::{gradient_norm, Dense, InputSide, Norm};
 use egi_model::pass::{head, Pass, Proj, Target};
 
 /// How a step's influence is obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepMode {
     /// Mean of the step's token influences (needs one gradient per token). Default.
@@ -34,7 +36,9 @@ impl StepMode {
 }
 
 /// Which correlation is reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Correlation {
     Spearman,
@@ -42,7 +46,9 @@ pub enum Correlation {
 }
 
 /// Level at which the headline correlation is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     Token,

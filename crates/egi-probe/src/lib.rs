@@ -4,12 +4,17 @@
 //!   [`egi_model::pass`] (the same pass the trainer records);
 //! - [`norms`]: nuclear / Frobenius norms of G = D^T X from small Gram matrices;
 //! - [`oracle`]: the plain path (autograd, one backward per token, full SVD) used as a check;
-//! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response.
+//! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response;
+//! - [`report`]: a response's record, a run's summary, plots, and the comparison of runs;
+//! - [`run`]: a resumable run over a set of texts (`egi fingerprint`).
+//!
+//! The option enums derive `clap::ValueEnum`: the CLI's flags are these types.
 
 pub mod fingerprint;
 pub mod norms;
 pub mod oracle;
 pub mod report;
+pub mod run;
 
 pub use egi_model::pass::{Proj, Target};
 pub use fingerprint::{

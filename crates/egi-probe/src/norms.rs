@@ -16,7 +16,9 @@ use faer::Mat;
 use faer::Side;
 
 /// Which norm of the gradient (docs/method.md section 2; default nuclear).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     Nuclear,

@@ -336,7 +336,7 @@ pub fn plots(out: &Path, done: &[Value], summary: &Value, opts: &ProbeOptions) -
 }
 
 /// What makes two responses of two runs a pair in [`compare`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PairBy {
     /// Same id, prompt and response text: one set of texts scored by several models.
     Text,

@@ -3,7 +3,8 @@
 //! - [`stats`]: rank correlation (Spearman on average ranks), bootstrap confidence intervals,
 //!   paired and unpaired permutation tests, a binned-median trend line.
 //! - [`plot`]: the report figures, each written as `<stem>.svg` and `<stem>.png`.
-//! - [`fs::write_atomic`]: how every egi output is written.
+//! - [`fs`]: how every egi output is written ([`write_atomic`]) and how a long run keeps its
+//!   finished records across a crash ([`PartialRows`]).
 //!
 //! Plot text needs a TrueType/OpenType font at run time (see [`plot`]); without one the
 //! figures are still written, without text.
@@ -12,5 +13,5 @@ pub mod fs;
 pub mod plot;
 pub mod stats;
 
-pub use fs::write_atomic;
+pub use fs::{write_atomic, PartialRows};
 pub use stats::Stat;

@@ -222,7 +222,9 @@ impl HeadPass {
 }
 
 /// Which scalar's gradient is measured (docs/method.md section 2; default: the raw logit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Logit,

@@ -12,7 +12,9 @@ use crate::fastops;
 use crate::model::Transformer;
 
 /// The four attention projections, in the order the fixtures use (q, k, v, o per layer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proj {
     Q,
