@@ -11,12 +11,14 @@ use egi_probe::{StepMode, Target};
 use crate::loss::Base;
 use crate::optim::{OptimConfig, Schedule};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Algo {
     /// CorR-PO: the base algorithm with r = R_acc + lambda * -(1 + rho_step).
+    #[value(alias = "corrpo")]
     CorrPo,
     Grpo,
+    #[value(alias = "drgrpo")]
     DrGrpo,
     Dapo,
     Gspo,
@@ -24,13 +26,8 @@ pub enum Algo {
 
 impl Algo {
     pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "corr-po" | "corrpo" => Algo::CorrPo,
-            "grpo" => Algo::Grpo,
-            "dr-grpo" | "drgrpo" => Algo::DrGrpo,
-            "dapo" => Algo::Dapo,
-            "gspo" => Algo::Gspo,
-            _ => bail!("unknown algorithm `{s}`: use corr-po, grpo, dr-grpo, dapo or gspo"),
+        <Algo as clap::ValueEnum>::from_str(s, false).map_err(|_| {
+            anyhow::anyhow!("unknown algorithm `{s}`: use corr-po, grpo, dr-grpo, dapo or gspo")
         })
     }
     pub fn name(self) -> &'static str {
@@ -44,7 +41,7 @@ impl Algo {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Trainable {
     /// Every weight.
@@ -57,7 +54,7 @@ pub enum Trainable {
 
 /// How gradients are computed. Both give the same gradients (tests check it); "autograd"
 /// (candle's) is kept as the reference and the benchmark's baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backward {
     /// egi-model's hand-written training backward (all weights or attention only).
@@ -67,160 +64,155 @@ pub enum Backward {
     Autograd,
 }
 
-/// Every knob of `egi train` (and the shared part of `egi sft`). Field names are the config
-/// file's keys; unknown keys are an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Shown in plots and reports (default: the run directory's name).
-    pub name: Option<String>,
-    pub algo: Algo,
-    /// CorR-PO's base algorithm (ignored by the others, which are their own base).
-    pub base: Base,
-    pub model: String,
-    /// A data file (JSONL / JSON with problem + answer), a bundled set's name (gsm8k, math500,
-    /// ...; `egi data list`) or hf:OWNER/REPO/FILE.
-    pub data: String,
-    /// Read named sets from this folder instead of the copies bundled with egi.
-    pub data_dir: Option<String>,
-    /// Use the first N problems only.
-    pub limit: Option<usize>,
-    /// Prompt template: boxed, plain, or a text containing {problem}.
-    pub template: String,
-    /// Skip the chat template.
-    pub raw: bool,
+crate::settings! {
+    /// Every knob of `egi train`: the config file's keys (RUN/config.json) and, with the same
+    /// names, `egi train`'s flags (`--max-steps` sets `max_steps`).
+    pub struct TrainConfig, flags TrainFlags {
+        /// Shown in plots and reports (default: the run directory's name).
+        name: Option<String> = None, flag String [];
+        /// The algorithm (default grpo).
+        algo: Algo = Algo::Grpo, flag Algo [value_enum];
+        /// CorR-PO's base algorithm (the others are their own base).
+        base: Base = Base::Grpo, flag Base [value_enum];
+        /// Model: GGUF file, HF directory, `default`, or hub id.
+        model: String = "default".into(), flag String [];
+        /// Training problems: a JSONL/JSON file with problem + answer (what `egi eval` and
+        /// `egi data arith` use), a bundled set's name (gsm8k, math500, ...; `egi data list`)
+        /// or hf:OWNER/REPO/FILE.
+        data: String = String::new(), flag String [];
+        /// Read named sets from this folder instead of the copies bundled with egi.
+        data_dir: Option<String> = None, flag String [];
+        /// Use the first N problems only.
+        limit: Option<usize> = None, flag usize [value_name = "N"];
+        /// Prompt template: boxed, plain, or a text containing {problem}.
+        template: String = "boxed".into(), flag String [];
+        /// Skip the chat template.
+        raw: bool = false, flag bool [num_args = 0..=1, default_missing_value = "true"];
 
-    pub max_steps: usize,
-    pub group_size: usize,
-    pub batch_prompts: usize,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
-    pub top_p: f64,
-    /// Passes over each rollout batch (each pass takes `mini_batches` optimizer steps).
-    pub ppo_epochs: usize,
-    /// Optimizer steps per pass: the batch split into this many mini-batches, pi_old frozen
-    /// at sampling (default per algorithm from its paper: [`Base::default_mini_batches`];
-    /// at most the number of micro-batches).
-    pub mini_batches: Option<usize>,
-    /// Responses packed into one forward/backward (bounds memory).
-    pub micro_batch: usize,
-    /// Clip range; defaults per algorithm (GRPO 0.2/0.2, DAPO 0.2/0.28, GSPO 3e-4/4e-4).
-    pub eps_low: Option<f64>,
-    pub eps_high: Option<f64>,
-    /// k3 KL weight to the frozen starting model (0 = none, no reference model kept).
-    pub beta: f64,
-    /// CorR-PO's weight of R_corr.
-    pub lambda: f64,
-    /// Weight of the format reward (0 = off).
-    pub format_weight: f64,
-    /// DAPO's soft overlong penalty (default: on for DAPO only).
-    pub overlong_penalty: Option<bool>,
-    /// Its buffer L_c in tokens (default: max_new_tokens / 4).
-    pub overlong_buffer: Option<usize>,
-    /// Drop all-equal groups and sample more (default: on for DAPO only).
-    pub dynamic_sampling: Option<bool>,
-    /// Rounds of extra sampling per step when groups are dropped.
-    pub max_sampling_rounds: usize,
+        /// Optimizer steps, one rollout batch each (default 100).
+        max_steps: usize = 100, flag usize [value_name = "N"];
+        /// Responses sampled per prompt (G; default 8).
+        group_size: usize = 8, flag usize [value_name = "G"];
+        /// Prompts per step (default 4).
+        batch_prompts: usize = 4, flag usize [value_name = "N"];
+        /// Response length limit (default 256; also DAPO's L_max).
+        max_new_tokens: usize = 256, flag usize [value_name = "N"];
+        /// Rollout sampling temperature (default 1.0).
+        temperature: f64 = 1.0, flag f64 [];
+        /// Rollout nucleus sampling (default 1.0 = off).
+        top_p: f64 = 1.0, flag f64 [];
+        /// Passes over each rollout batch (PPO epochs; each pass takes `mini_batches`
+        /// optimizer steps; default 1).
+        ppo_epochs: usize = 1, flag usize [value_name = "N"];
+        /// Optimizer steps per pass: the rollout batch split into M mini-batches, pi_old
+        /// frozen at sampling, so that from the second step on the ratio moves and clipping
+        /// acts (default from each paper: GRPO and Dr.GRPO 1, DAPO 16, GSPO 4; at most the
+        /// number of micro-batches).
+        mini_batches: Option<usize> = None, flag usize [value_name = "M"];
+        /// Responses packed into one forward/backward (bounds memory; default 4).
+        micro_batch: usize = 4, flag usize [value_name = "N"];
+        /// Lower clip range (default per algorithm: GRPO 0.2, DAPO 0.2, GSPO 3e-4).
+        eps_low: Option<f64> = None, flag f64 [];
+        /// Upper clip range (default per algorithm: GRPO 0.2, DAPO 0.28, GSPO 4e-4).
+        eps_high: Option<f64> = None, flag f64 [];
+        /// k3 KL weight to the frozen starting model (default 0: no reference model kept).
+        beta: f64 = 0.0, flag f64 [];
+        /// CorR-PO's weight of R_corr = -(1 + rho) (default 0.1).
+        lambda: f64 = 0.1, flag f64 [];
+        /// Weight of the format reward (answer given explicitly; default 0 = off).
+        format_weight: f64 = 0.0, flag f64 [];
+        /// DAPO's soft overlong penalty (default: on for DAPO only).
+        overlong_penalty: Option<bool> = None, flag bool [value_name = "BOOL"];
+        /// Its buffer L_c in tokens (default: max_new_tokens / 4).
+        overlong_buffer: Option<usize> = None, flag usize [value_name = "N"];
+        /// Drop all-equal groups and sample more (default: on for DAPO only).
+        dynamic_sampling: Option<bool> = None, flag bool [value_name = "BOOL"];
+        /// Rounds of extra sampling per step when groups are dropped (default 3).
+        max_sampling_rounds: usize = 3, flag usize [value_name = "N"];
 
-    pub lr: f64,
-    pub warmup_steps: usize,
-    pub schedule: Schedule,
-    pub min_lr_ratio: f64,
-    pub weight_decay: f64,
-    pub max_grad_norm: f64,
-    pub adam_beta1: f64,
-    pub adam_beta2: f64,
+        /// Peak learning rate of AdamW (default 1e-6).
+        lr: f64 = 1e-6, flag f64 [];
+        /// Linear warm-up steps (default 0).
+        warmup_steps: usize = 0, flag usize [value_name = "N"];
+        /// Learning-rate schedule after warm-up (default constant).
+        schedule: Schedule = Schedule::Constant, flag Schedule [value_enum];
+        /// Cosine decays to lr * min_lr_ratio at the last step (default 0).
+        min_lr_ratio: f64 = 0.0, flag f64 [];
+        /// AdamW's decoupled weight decay (default 0).
+        weight_decay: f64 = 0.0, flag f64 [];
+        /// Global gradient-norm clip (default 1.0; 0 = off).
+        max_grad_norm: f64 = 1.0, flag f64 [];
+        /// AdamW's beta1 (default 0.9).
+        adam_beta1: f64 = 0.9, flag f64 [];
+        /// AdamW's beta2 (default 0.999).
+        adam_beta2: f64 = 0.999, flag f64 [];
 
-    pub trainable: Trainable,
-    /// "fused" (default) or "autograd": see [`Backward`].
-    pub backward: Backward,
-    pub lora_rank: usize,
-    pub lora_alpha: f64,
-    /// Projections that get adapters (q, k, v, o, gate, up, down).
-    pub lora_targets: Vec<String>,
+        /// Weights trained: all, attention (q/k/v/o only) or lora (default all).
+        trainable: Trainable = Trainable::All, flag Trainable [value_enum];
+        /// How gradients are computed (default fused): see [`Backward`].
+        backward: Backward = Backward::Fused, flag Backward [value_enum];
+        /// LoRA rank (default 8).
+        lora_rank: usize = 8, flag usize [value_name = "R"];
+        /// LoRA alpha (default 16; the update is scaled by alpha / rank).
+        lora_alpha: f64 = 16.0, flag f64 [];
+        /// Projections that get adapters, comma-separated among q, k, v, o, gate, up, down
+        /// (default q,k,v,o).
+        lora_targets: Vec<String> = ["q", "k", "v", "o"].map(String::from).to_vec(),
+            flag String [value_name = "LIST"] => comma_list;
 
-    pub save_every: usize,
-    pub keep_last: usize,
-    pub seed: u64,
+        /// Save a checkpoint every N steps, and at the end (default 50).
+        save_every: usize = 50, flag usize [value_name = "N"];
+        /// Checkpoints kept (default 3; 0 = all).
+        keep_last: usize = 3, flag usize [value_name = "N"];
+        /// Seed of the data order and of every rollout (default 0).
+        seed: u64 = 0, flag u64 [];
 
-    /// Greedy accuracy on held-out problems every N steps (0 = never); `eval_data` as `data`.
-    pub eval_every: usize,
-    pub eval_data: Option<String>,
-    pub eval_limit: usize,
+        /// Greedy accuracy on held-out problems every N steps and at the end (default 0 =
+        /// only with --eval-data, at the end).
+        eval_every: usize = 0, flag usize [value_name = "N"];
+        /// Held-out problems for that accuracy (file or benchmark name, as `data`).
+        eval_data: Option<String> = None, flag String [];
+        /// Held-out problems evaluated (default 50).
+        eval_limit: usize = 50, flag usize [value_name = "N"];
 
-    /// Fingerprint used by CorR-PO's reward (docs/method.md section 2 options).
-    pub fp_step_delim: String,
-    /// How a step's influence is obtained: `mean` (METHOD's definition, one backward per
-    /// token), `mean-logit` or `sum-logits` (one backward per step). The default and why:
-    /// docs/method.md, "Step influence".
-    pub fp_step_mode: StepMode,
-    /// Layers measured (None = all).
-    pub fp_layers: Option<Vec<usize>>,
-    pub fp_target: Target,
-    /// CorR-PO: take the fingerprint's activations from the update's own forward pass over
-    /// each packed micro-batch (recorded once, before the rewards, and kept until the
-    /// update) instead of a second forward per response. Costs the memory of every
-    /// micro-batch's activations at once; false records them one at a time. Applies with
-    /// the hand-written backward (not LoRA).
-    pub fp_reuse_forward: bool,
+        /// CorR-PO: step delimiter of the fingerprint (default "\n"; escapes \n and \t
+        /// are understood).
+        fp_step_delim: String = "\n".into(), flag String [] => unescape;
+        /// CorR-PO: how a step's influence is obtained: `mean` (METHOD's definition, one
+        /// backward per token), `mean-logit` or `sum-logits` (one backward per step). The
+        /// default (mean-logit) and why: docs/method.md, "Step influence".
+        fp_step_mode: StepMode = StepMode::MeanLogit, flag StepMode [value_enum];
+        /// CorR-PO: layers whose q/k/v/o enter rho (e.g. 20-29; default all). The
+        /// fingerprint's backward stops at the lowest one, so the top layers alone cost a
+        /// fraction of all.
+        fp_layers: Option<Vec<usize>> = None, flag String [value_name = "LAYERS"] => layer_list;
+        /// CorR-PO: the scalar whose gradient is measured (default logit).
+        fp_target: Target = Target::Logit, flag Target [value_enum];
+        /// CorR-PO: take the fingerprint's activations from the update's own forward pass over
+        /// each packed micro-batch (recorded once, before the rewards, and kept until the
+        /// update) instead of a second forward per response. Costs the memory of every
+        /// micro-batch's activations at once; false records them one at a time. Applies with
+        /// the hand-written backward (not LoRA). Default true.
+        fp_reuse_forward: bool = true, flag bool [value_name = "BOOL"];
+    }
 }
 
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            name: None,
-            algo: Algo::Grpo,
-            base: Base::Grpo,
-            model: "default".into(),
-            data: String::new(),
-            data_dir: None,
-            limit: None,
-            template: "boxed".into(),
-            raw: false,
-            max_steps: 100,
-            group_size: 8,
-            batch_prompts: 4,
-            max_new_tokens: 256,
-            temperature: 1.0,
-            top_p: 1.0,
-            ppo_epochs: 1,
-            mini_batches: None,
-            micro_batch: 4,
-            eps_low: None,
-            eps_high: None,
-            beta: 0.0,
-            lambda: 0.1,
-            format_weight: 0.0,
-            overlong_penalty: None,
-            overlong_buffer: None,
-            dynamic_sampling: None,
-            max_sampling_rounds: 3,
-            lr: 1e-6,
-            warmup_steps: 0,
-            schedule: Schedule::Constant,
-            min_lr_ratio: 0.0,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-            adam_beta1: 0.9,
-            adam_beta2: 0.999,
-            trainable: Trainable::All,
-            backward: Backward::Fused,
-            lora_rank: 8,
-            lora_alpha: 16.0,
-            lora_targets: ["q", "k", "v", "o"].map(String::from).to_vec(),
-            save_every: 50,
-            keep_last: 3,
-            seed: 0,
-            eval_every: 0,
-            eval_data: None,
-            eval_limit: 50,
-            fp_step_delim: "\n".into(),
-            fp_step_mode: StepMode::MeanLogit,
-            fp_layers: None,
-            fp_reuse_forward: true,
-            fp_target: Target::Logit,
-        }
-    }
+/// "a, b,c" -> ["a", "b", "c"].
+pub(crate) fn comma_list(s: &str) -> Result<Vec<String>> {
+    Ok(s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect())
+}
+
+/// A step delimiter as typed on a command line: \n and \t are a newline and a tab.
+fn unescape(s: &str) -> Result<String> {
+    Ok(s.replace("\\n", "\n").replace("\\t", "\t"))
+}
+
+/// `all` or a list of layers and ranges (checked against the model when it is loaded).
+fn layer_list(s: &str) -> Result<Option<Vec<usize>>> {
+    egi_probe::fingerprint::parse_layers(s, usize::MAX)
 }
 
 impl TrainConfig {

@@ -16,10 +16,11 @@ pub mod policy;
 pub mod policy_state;
 pub mod reward;
 pub mod rl;
+pub mod settings;
 pub mod sft;
 pub mod task;
 
-pub use config::{Algo, Backward, TrainConfig, Trainable};
+pub use config::{Algo, Backward, TrainConfig, TrainFlags, Trainable};
 pub use loss::Base;
 pub use rl::Trainer;
 pub use task::{Check, LengthParity, MathTask, Task};

@@ -10,7 +10,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// The base algorithm: how the surrogate is normalised and clipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Base {
     /// Group-normalised advantages, token ratio clipped to [1-eps, 1+eps], per-sequence mean,

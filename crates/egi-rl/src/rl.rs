@@ -632,29 +632,27 @@ impl<'a> Trainer<'a> {
     /// Greedy accuracy on held-out problems (first `eval_limit`), with a Wilson 95% interval.
     pub fn evaluate(&mut self, task: &dyn Task) -> Result<Value> {
         let n = task.len().min(self.cfg.eval_limit.max(1));
-        let reqs: Vec<Request> = (0..n)
-            .map(|i| Request {
-                prompt_ids: task.prompt_ids(i).to_vec(),
-                params: SamplingParams {
-                    temperature: 0.0,
-                    max_new_tokens: self.cfg.max_new_tokens,
-                    ..Default::default()
-                },
-            })
+        let ids: Vec<String> = (0..n).map(|i| task.id(i)).collect();
+        let prompts: Vec<(&str, &[u32])> = (0..n)
+            .map(|i| (ids[i].as_str(), task.prompt_ids(i)))
             .collect();
+        let greedy = egi_eval::run::Sampling {
+            n: 1,
+            temperature: 0.0,
+            top_p: 1.0,
+            max_new_tokens: self.cfg.max_new_tokens,
+            seed: 0,
+        };
         let view = self.policy.inference_model()?;
-        let comps = generate_ids(
+        let samples = egi_eval::run::sample_and_check(
             &view,
             &|ids| task.decode(ids),
             task.eos_ids(),
-            &reqs,
-            &mut |_| {},
+            &prompts,
+            &greedy,
+            &|i, text| task.check(i, text).correct,
         )?;
-        let c = comps
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| task.check(*i, &c.text).correct)
-            .count();
+        let c = samples.iter().filter(|s| s.2).count();
         Ok(json!({
             "step": self.step,
             "n": n,

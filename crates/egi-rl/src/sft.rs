@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use egi_eval::data::DataSource;
 use egi_model::{GenerationDefaults, Tokenizer, Transformer};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::checkpoint::{self, MetricsLog, TrainerState};
@@ -19,69 +18,60 @@ use crate::policy::pack;
 use crate::policy_state::Policy;
 use crate::rl::stream_index;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SftConfig {
-    pub name: Option<String>,
-    pub model: String,
-    /// JSONL with {"prompt", "response"}, or GSM8K-style {"question", "answer"} whose answer
-    /// holds a worked solution ending in "#### N" (converted, see [`gsm8k_solution`]); or a
-    /// bundled set's name (gsm8k-train).
-    pub data: String,
-    pub limit: Option<usize>,
-    /// Template for the prompt (boxed, plain, or text with {problem}).
-    pub template: String,
-    pub raw: bool,
-    pub max_steps: usize,
-    /// Examples per optimizer step.
-    pub batch_size: usize,
-    /// Response tokens beyond this are cut.
-    pub max_len: usize,
-    pub lr: f64,
-    pub warmup_steps: usize,
-    pub schedule: Schedule,
-    pub min_lr_ratio: f64,
-    pub weight_decay: f64,
-    pub max_grad_norm: f64,
-    pub trainable: Trainable,
-    /// "fused" (default) or "autograd".
-    pub backward: Backward,
-    pub lora_rank: usize,
-    pub lora_alpha: f64,
-    pub lora_targets: Vec<String>,
-    pub save_every: usize,
-    pub keep_last: usize,
-    pub seed: u64,
-}
-
-impl Default for SftConfig {
-    fn default() -> Self {
-        let t = TrainConfig::default();
-        SftConfig {
-            name: None,
-            model: "default".into(),
-            data: String::new(),
-            limit: None,
-            template: "boxed".into(),
-            raw: false,
-            max_steps: 200,
-            batch_size: 8,
-            max_len: 512,
-            lr: 1e-5,
-            warmup_steps: 10,
-            schedule: Schedule::Cosine,
-            min_lr_ratio: 0.1,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-            trainable: Trainable::All,
-            backward: Backward::Fused,
-            lora_rank: t.lora_rank,
-            lora_alpha: t.lora_alpha,
-            lora_targets: t.lora_targets,
-            save_every: 50,
-            keep_last: 0,
-            seed: 0,
-        }
+crate::settings! {
+    /// Every knob of `egi sft`: the config file's keys and, with the same names, its flags.
+    /// The keys it shares with [`TrainConfig`] mean the same there (see [`SftConfig::as_train`]);
+    /// the defaults are SFT's own.
+    pub struct SftConfig, flags SftFlags {
+        /// Shown in plots and reports (default: the run directory's name).
+        name: Option<String> = None, flag String [];
+        /// Model: GGUF file, HF directory, `default`, or hub id.
+        model: String = "default".into(), flag String [];
+        /// Training pairs: JSONL with {"prompt", "response"}, or GSM8K-style {"question",
+        /// "answer"} whose answer holds a worked solution ending in "#### N"; or a bundled
+        /// set's name (gsm8k-train).
+        data: String = String::new(), flag String [];
+        /// Use the first N examples only.
+        limit: Option<usize> = None, flag usize [value_name = "N"];
+        /// Prompt template: boxed, plain, or a text containing {problem}.
+        template: String = "boxed".into(), flag String [];
+        /// Skip the chat template.
+        raw: bool = false, flag bool [num_args = 0..=1, default_missing_value = "true"];
+        /// Optimizer steps (default 200).
+        max_steps: usize = 200, flag usize [value_name = "N"];
+        /// Examples per optimizer step (default 8).
+        batch_size: usize = 8, flag usize [value_name = "N"];
+        /// Response tokens beyond this are cut (default 512).
+        max_len: usize = 512, flag usize [value_name = "N"];
+        /// Peak learning rate of AdamW (default 1e-5).
+        lr: f64 = 1e-5, flag f64 [];
+        /// Linear warm-up steps (default 10).
+        warmup_steps: usize = 10, flag usize [value_name = "N"];
+        /// Learning-rate schedule after warm-up (default cosine).
+        schedule: Schedule = Schedule::Cosine, flag Schedule [value_enum];
+        /// Cosine decays to lr * min_lr_ratio at the last step (default 0.1).
+        min_lr_ratio: f64 = 0.1, flag f64 [];
+        /// AdamW's decoupled weight decay (default 0).
+        weight_decay: f64 = 0.0, flag f64 [];
+        /// Global gradient-norm clip (default 1.0; 0 = off).
+        max_grad_norm: f64 = 1.0, flag f64 [];
+        /// Weights trained: all, attention (q/k/v/o only) or lora (default all).
+        trainable: Trainable = Trainable::All, flag Trainable [value_enum];
+        /// How gradients are computed (default fused).
+        backward: Backward = Backward::Fused, flag Backward [value_enum];
+        /// LoRA rank (default 8).
+        lora_rank: usize = 8, flag usize [value_name = "R"];
+        /// LoRA alpha (default 16; the update is scaled by alpha / rank).
+        lora_alpha: f64 = 16.0, flag f64 [];
+        /// Projections that get adapters (default q,k,v,o).
+        lora_targets: Vec<String> = ["q", "k", "v", "o"].map(String::from).to_vec(),
+            flag String [value_name = "LIST"] => crate::config::comma_list;
+        /// Save a checkpoint every N steps, and at the end (default 50).
+        save_every: usize = 50, flag usize [value_name = "N"];
+        /// Checkpoints kept (default 0 = all).
+        keep_last: usize = 0, flag usize [value_name = "N"];
+        /// Seed of the data order (default 0).
+        seed: u64 = 0, flag u64 [];
     }
 }
 
