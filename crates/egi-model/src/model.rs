@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 
 use crate::config::ModelConfig;
+use crate::layer;
 use crate::weights::Weights;
 
 /// One named weight. `var` is set when the weight is trainable: `value` then is the variable's
@@ -693,12 +694,12 @@ impl Transformer {
         &self,
         ids: &Tensor,
         attn: &AttnInput,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         fused: bool,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t) = ids.dims2()?;
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let hd = cfg.head_dim;
         let max_pos = self.cos.dim(0)?;
         let pos = attn.positions.flatten_all()?;
         let pmax: u32 = pos.max(0)?.to_scalar()?;
@@ -713,68 +714,115 @@ impl Transformer {
             .w(self.embed)
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, cfg.hidden_size))?;
+        let mut ops = Infer {
+            m: self,
+            cache,
+            fused,
+            mask: &attn.mask,
+            cos,
+            sin,
+            b,
+            t,
+            scale,
+        };
         for (li, l) in self.layers.iter().enumerate() {
-            let x = self.norm(&h, l.input_norm, fused)?;
-            let (q, k, v) = match self.qkv_decode(&x, l, fused)? {
-                Some(qkv) => qkv,
-                None => (
-                    linear_any(&x, self.w(l.q), self.wo(l.q_bias), fused)?,
-                    linear_any(&x, self.w(l.k), self.wo(l.k_bias), fused)?,
-                    linear_any(&x, self.w(l.v), self.wo(l.v_bias), fused)?,
-                ),
-            };
-            let q = q.reshape((b, t, nh, hd))?;
-            let k = k.reshape((b, t, nkv, hd))?;
-            let v = v.reshape((b, t, nkv, hd))?;
-            let (q, k) = match (l.q_norm, l.k_norm) {
-                (Some(qn), Some(kn)) => (self.norm(&q, qn, fused)?, self.norm(&k, kn, fused)?),
-                _ => (q, k),
-            };
-            let q = self.rope(&q.transpose(1, 2)?, &cos, &sin, fused)?;
-            let k = self.rope(&k.transpose(1, 2)?, &cos, &sin, fused)?;
-            let v = v.transpose(1, 2)?;
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => {
-                    let kv = c.kv[li].as_mut().context("kv cache layer missing")?;
-                    kv.append(&k.contiguous()?, &v.contiguous()?)?
-                }
-                None => (k, v),
-            };
-            let fast = if fused && t == 1 {
-                crate::kernels::decode_attention(
-                    &q.contiguous()?,
-                    &k,
-                    &v,
-                    &attn.mask,
-                    scale as f32,
-                )?
-            } else {
-                None
-            };
-            let ctx = match fast {
-                Some(c) => c.reshape((b, t, nh * hd))?,
-                None => self.attention(&q, &k, &v, &attn.mask, fused, scale)?,
-            };
-            h = (h + linear_any(&ctx, self.w(l.o), None, fused)?)?;
-            let x = self.norm(&h, l.post_norm, fused)?;
-            let gu = match self.gate_up_decode(&x, l, fused)? {
-                Some(gu) => gu,
-                None => {
-                    let g = candle_nn::Activation::Silu.forward(&linear_any(
-                        &x,
-                        self.w(l.gate),
-                        None,
-                        fused,
-                    )?)?;
-                    (g * linear_any(&x, self.w(l.up), None, fused)?)?
-                }
-            };
-            h = (h + linear_any(&gu, self.w(l.down), None, fused)?)?;
+            h = layer::layer(&mut ops, li, l, h)?;
         }
-        if let Some(c) = cache {
+        if let Some(c) = ops.cache {
             c.len += t;
         }
         self.norm(&h, self.final_norm, fused)
+    }
+}
+
+/// The layer's ops over batched rows [B, T, ..]: with `fused`, the decode kernels, candle's
+/// fused ops and the KV cache (inference); without, candle ops that autograd records.
+struct Infer<'a> {
+    m: &'a Transformer,
+    cache: Option<&'a mut KvCache>,
+    fused: bool,
+    mask: &'a Tensor,
+    /// Rotary tables at the rows' positions [B, T, hd/2].
+    cos: Tensor,
+    sin: Tensor,
+    b: usize,
+    t: usize,
+    scale: f64,
+}
+
+impl layer::LayerOps for Infer<'_> {
+    fn norm(&mut self, x: &Tensor, w: usize, _at: layer::NormAt) -> Result<Tensor> {
+        self.m.norm(x, w, self.fused)
+    }
+
+    fn qkv(&mut self, x: &Tensor, l: &Layer) -> Result<(Tensor, Tensor, Tensor)> {
+        let (m, f) = (self.m, self.fused);
+        let (q, k, v) = match m.qkv_decode(x, l, f)? {
+            Some(qkv) => qkv,
+            None => (
+                linear_any(x, m.w(l.q), m.wo(l.q_bias), f)?,
+                linear_any(x, m.w(l.k), m.wo(l.k_bias), f)?,
+                linear_any(x, m.w(l.v), m.wo(l.v_bias), f)?,
+            ),
+        };
+        let (nh, nkv, hd) = (m.cfg.num_heads, m.cfg.num_kv_heads, m.cfg.head_dim);
+        let (b, t) = (self.b, self.t);
+        Ok((
+            q.reshape((b, t, nh, hd))?,
+            k.reshape((b, t, nkv, hd))?,
+            v.reshape((b, t, nkv, hd))?,
+        ))
+    }
+
+    fn rope(&mut self, q: Tensor, k: Tensor) -> Result<(Tensor, Tensor)> {
+        let (m, f) = (self.m, self.fused);
+        Ok((
+            m.rope(&q.transpose(1, 2)?, &self.cos, &self.sin, f)?,
+            m.rope(&k.transpose(1, 2)?, &self.cos, &self.sin, f)?,
+        ))
+    }
+
+    fn attend(&mut self, li: usize, q: Tensor, k: Tensor, v: Tensor) -> Result<Tensor> {
+        let v = v.transpose(1, 2)?;
+        let (k, v) = match self.cache.as_deref_mut() {
+            Some(c) => {
+                let kv = c.kv[li].as_mut().context("kv cache layer missing")?;
+                kv.append(&k.contiguous()?, &v.contiguous()?)?
+            }
+            None => (k, v),
+        };
+        let (b, t) = (self.b, self.t);
+        let nh_hd = self.m.cfg.num_heads * self.m.cfg.head_dim;
+        let fast = if self.fused && t == 1 {
+            crate::kernels::decode_attention(
+                &q.contiguous()?,
+                &k,
+                &v,
+                self.mask,
+                self.scale as f32,
+            )?
+        } else {
+            None
+        };
+        match fast {
+            Some(c) => Ok(c.reshape((b, t, nh_hd))?),
+            None => self
+                .m
+                .attention(&q, &k, &v, self.mask, self.fused, self.scale),
+        }
+    }
+
+    fn linear(&mut self, x: &Tensor, w: usize) -> Result<Tensor> {
+        linear_any(x, self.m.w(w), None, self.fused)
+    }
+
+    fn gated(&mut self, x: &Tensor, l: &Layer) -> Result<Tensor> {
+        let (m, f) = (self.m, self.fused);
+        if let Some(gu) = m.gate_up_decode(x, l, f)? {
+            return Ok(gu);
+        }
+        let g = candle_nn::Activation::Silu.forward(&linear_any(x, m.w(l.gate), None, f)?)?;
+        Ok((g * linear_any(x, m.w(l.up), None, f)?)?)
     }
 }
 

@@ -7,7 +7,8 @@ use candle_core::{Tensor, D};
 use super::ops::{lin, rms_norm_fwd, rope_heads};
 use super::{Pass, Saved};
 use crate::fastops;
-use crate::model::{AttnInput, Transformer};
+use crate::layer::{self, LayerOps, NormAt};
+use crate::model::{AttnInput, Layer, Transformer};
 
 impl Pass {
     /// Record the forward of `ids` (one row) with `attn`'s positions and mask ([1, T] and
@@ -27,8 +28,7 @@ impl Pass {
         let cfg = &model.cfg;
         let dev = model.device();
         let t = ids.len();
-        let (nh, nkv, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let n_rep = cfg.n_rep();
+        let hd = cfg.head_dim;
         let eps = cfg.rms_norm_eps;
         if attn.positions.dims() != [1, t] || attn.mask.dims() != [1, 1, t, t] {
             bail!(
@@ -48,84 +48,24 @@ impl Pass {
         let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?; // [T, hd]
         let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?;
         let mask = attn.mask.reshape((t, t))?.to_dtype(model.dtype())?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let w = |i: usize| model.w(i).detach();
         let idx = Tensor::from_slice(ids, t, dev)?;
-        let mut h = w(model.embed).index_select(&idx, 0)?; // [T, H]
-        let mut layers = Vec::with_capacity(cfg.num_layers);
-        for ly in &model.layers {
-            let (a, r_in) = rms_norm_fwd(&h, &w(ly.input_norm), eps)?;
-            let bias = |b: Option<usize>| b.map(w);
-            let q = lin(&a, &w(ly.q), bias(ly.q_bias).as_ref())?.reshape((t, nh, hd))?;
-            let k = lin(&a, &w(ly.k), bias(ly.k_bias).as_ref())?.reshape((t, nkv, hd))?;
-            let v = lin(&a, &w(ly.v), bias(ly.v_bias).as_ref())?.reshape((t, nkv, hd))?;
-            let (q, q_pre) = match ly.q_norm {
-                Some(i) => {
-                    let (y, r) = rms_norm_fwd(&q, &w(i), eps)?;
-                    (y, Some((q, r)))
-                }
-                None => (q, None),
-            };
-            let (k, k_pre) = match ly.k_norm {
-                Some(i) => {
-                    let (y, r) = rms_norm_fwd(&k, &w(i), eps)?;
-                    (y, Some((k, r)))
-                }
-                None => (k, None),
-            };
-            let qr = rope_heads(&q, &cos, &sin)?.reshape((nkv, n_rep * t, hd))?;
-            let kr = rope_heads(&k, &cos, &sin)?;
-            let v = v.transpose(0, 1)?.contiguous()?;
-            let fused = fastops::attention_fwd(&qr.reshape((nh, t, hd))?, &kr, &v, &mask, scale)?;
-            let (probs, ctx) = match fused {
-                Some((p, c)) => (p.reshape((nkv, n_rep * t, t))?, c),
-                None => {
-                    let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
-                    let probs = match fastops::masked_softmax(&raw, &mask, scale)? {
-                        Some(p) => p,
-                        // Inference-only fused softmax: this pass needs no autograd.
-                        None => {
-                            candle_nn::ops::softmax_last_dim(&(raw * scale)?.broadcast_add(&mask)?)?
-                        }
-                    }
-                    .reshape((nkv, n_rep * t, t))?;
-                    let ctx = probs
-                        .matmul(&v)?
-                        .reshape((nh, t, hd))?
-                        .transpose(0, 1)?
-                        .reshape((t, nh * hd))?;
-                    (probs, ctx)
-                }
-            };
-            let h2 = (&h + lin(&ctx, &w(ly.o), None)?)?;
-            let (m, r_post) = rms_norm_fwd(&h2, &w(ly.post_norm), eps)?;
-            let g = lin(&m, &w(ly.gate), None)?;
-            let u = lin(&m, &w(ly.up), None)?;
-            let act = match fastops::silu_mul(&g, &u)? {
-                Some(y) => y,
-                None => (g.silu()? * &u)?,
-            };
-            let h3 = (&h2 + lin(&act, &w(ly.down), None)?)?;
-            layers.push(Saved {
-                h,
-                r_in,
-                a,
-                q_pre,
-                k_pre,
-                qr,
-                kr,
-                v,
-                probs,
-                ctx,
-                h2,
-                r_post,
-                m: for_weights.then_some(m),
-                g,
-                u,
-                act: for_weights.then_some(act),
-            });
-            h = h3;
+        let mut rec = Recorder {
+            model,
+            t,
+            cos: &cos,
+            sin: &sin,
+            mask,
+            scale: 1.0 / (hd as f64).sqrt(),
+            for_weights,
+            cur: Cur::default(),
+            layers: Vec::with_capacity(cfg.num_layers),
+        };
+        let mut h = model.w(model.embed).detach().index_select(&idx, 0)?; // [T, H]
+        for (li, ly) in model.layers.iter().enumerate() {
+            h = layer::layer(&mut rec, li, ly, h)?;
         }
+        let layers = rec.layers;
+        let w = |i: usize| model.w(i).detach();
         let (hidden, r_final) = rms_norm_fwd(&h, &w(model.final_norm), eps)?;
         Ok(Pass {
             layers,
@@ -214,5 +154,173 @@ impl Pass {
             cos: sel0(&self.cos)?,
             sin: sel0(&self.sin)?,
         })
+    }
+}
+
+/// The layer's ops over one row [T, ..], keeping what the backwards read ([`Saved`]).
+struct Recorder<'a> {
+    model: &'a Transformer,
+    t: usize,
+    /// Rotary tables at the row's positions [T, hd]; the additive mask [T, T].
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    mask: Tensor,
+    scale: f64,
+    /// Keep the MLP inputs of the weight gradients.
+    for_weights: bool,
+    cur: Cur,
+    layers: Vec<Saved>,
+}
+
+/// The current layer's activations as its ops produce them.
+#[derive(Default)]
+struct Cur {
+    h: Option<Tensor>,
+    r_in: Option<Tensor>,
+    a: Option<Tensor>,
+    q_pre: Option<(Tensor, Tensor)>,
+    k_pre: Option<(Tensor, Tensor)>,
+    qr: Option<Tensor>,
+    kr: Option<Tensor>,
+    v: Option<Tensor>,
+    probs: Option<Tensor>,
+    ctx: Option<Tensor>,
+    h2: Option<Tensor>,
+    r_post: Option<Tensor>,
+    m: Option<Tensor>,
+    g: Option<Tensor>,
+    u: Option<Tensor>,
+    act: Option<Tensor>,
+}
+
+impl Recorder<'_> {
+    fn w(&self, i: usize) -> Tensor {
+        self.model.w(i).detach()
+    }
+}
+
+fn kept(t: Option<Tensor>, what: &str) -> Result<Tensor> {
+    t.ok_or_else(|| anyhow::anyhow!("recorded pass: the layer produced no {what}"))
+}
+
+impl LayerOps for Recorder<'_> {
+    fn norm(&mut self, x: &Tensor, w: usize, at: NormAt) -> Result<Tensor> {
+        let eps = self.model.cfg.rms_norm_eps;
+        let (y, r) = rms_norm_fwd(x, &self.w(w), eps)?;
+        let c = &mut self.cur;
+        match at {
+            NormAt::Input => {
+                c.h = Some(x.clone());
+                c.r_in = Some(r);
+                c.a = Some(y.clone());
+            }
+            NormAt::Q => c.q_pre = Some((x.clone(), r)),
+            NormAt::K => c.k_pre = Some((x.clone(), r)),
+            NormAt::Post => {
+                c.h2 = Some(x.clone());
+                c.r_post = Some(r);
+                if self.for_weights {
+                    c.m = Some(y.clone());
+                }
+            }
+        }
+        Ok(y)
+    }
+
+    fn qkv(&mut self, x: &Tensor, l: &Layer) -> Result<(Tensor, Tensor, Tensor)> {
+        let cfg = &self.model.cfg;
+        let (t, nh, nkv, hd) = (self.t, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let bias = |b: Option<usize>| b.map(|i| self.w(i));
+        Ok((
+            lin(x, &self.w(l.q), bias(l.q_bias).as_ref())?.reshape((t, nh, hd))?,
+            lin(x, &self.w(l.k), bias(l.k_bias).as_ref())?.reshape((t, nkv, hd))?,
+            lin(x, &self.w(l.v), bias(l.v_bias).as_ref())?.reshape((t, nkv, hd))?,
+        ))
+    }
+
+    fn rope(&mut self, q: Tensor, k: Tensor) -> Result<(Tensor, Tensor)> {
+        let cfg = &self.model.cfg;
+        let (nkv, n_rep, hd) = (cfg.num_kv_heads, cfg.n_rep(), cfg.head_dim);
+        // q grouped by kv head [nkv, n_rep*T, hd]: one matmul per kv head in attention.
+        let qr = rope_heads(&q, self.cos, self.sin)?.reshape((nkv, n_rep * self.t, hd))?;
+        let kr = rope_heads(&k, self.cos, self.sin)?;
+        Ok((qr, kr))
+    }
+
+    fn attend(&mut self, _li: usize, qr: Tensor, kr: Tensor, v: Tensor) -> Result<Tensor> {
+        let cfg = &self.model.cfg;
+        let (t, nh, nkv, hd) = (self.t, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = cfg.n_rep();
+        let (mask, scale) = (&self.mask, self.scale);
+        let v = v.transpose(0, 1)?.contiguous()?;
+        let fused = fastops::attention_fwd(&qr.reshape((nh, t, hd))?, &kr, &v, mask, scale)?;
+        let (probs, ctx) = match fused {
+            Some((p, c)) => (p.reshape((nkv, n_rep * t, t))?, c),
+            None => {
+                let raw = qr.matmul(&kr.t()?)?.reshape((nh, t, t))?;
+                let probs = match fastops::masked_softmax(&raw, mask, scale)? {
+                    Some(p) => p,
+                    // Inference-only fused softmax: this pass needs no autograd.
+                    None => candle_nn::ops::softmax_last_dim(&(raw * scale)?.broadcast_add(mask)?)?,
+                }
+                .reshape((nkv, n_rep * t, t))?;
+                let ctx = probs
+                    .matmul(&v)?
+                    .reshape((nh, t, hd))?
+                    .transpose(0, 1)?
+                    .reshape((t, nh * hd))?;
+                (probs, ctx)
+            }
+        };
+        let c = &mut self.cur;
+        c.qr = Some(qr);
+        c.kr = Some(kr);
+        c.v = Some(v);
+        c.probs = Some(probs);
+        c.ctx = Some(ctx.clone());
+        Ok(ctx)
+    }
+
+    fn linear(&mut self, x: &Tensor, w: usize) -> Result<Tensor> {
+        lin(x, &self.w(w), None)
+    }
+
+    fn gated(&mut self, x: &Tensor, l: &Layer) -> Result<Tensor> {
+        let g = lin(x, &self.w(l.gate), None)?;
+        let u = lin(x, &self.w(l.up), None)?;
+        let act = match fastops::silu_mul(&g, &u)? {
+            Some(y) => y,
+            None => (g.silu()? * &u)?,
+        };
+        let c = &mut self.cur;
+        c.g = Some(g);
+        c.u = Some(u);
+        if self.for_weights {
+            c.act = Some(act.clone());
+        }
+        Ok(act)
+    }
+
+    fn end_layer(&mut self) -> Result<()> {
+        let c = std::mem::take(&mut self.cur);
+        self.layers.push(Saved {
+            h: kept(c.h, "input")?,
+            r_in: kept(c.r_in, "input norm")?,
+            a: kept(c.a, "normed input")?,
+            q_pre: c.q_pre,
+            k_pre: c.k_pre,
+            qr: kept(c.qr, "rotated q")?,
+            kr: kept(c.kr, "rotated k")?,
+            v: kept(c.v, "v")?,
+            probs: kept(c.probs, "attention weights")?,
+            ctx: kept(c.ctx, "attention output")?,
+            h2: kept(c.h2, "post-attention stream")?,
+            r_post: kept(c.r_post, "post norm")?,
+            m: c.m,
+            g: kept(c.g, "gate")?,
+            u: kept(c.u, "up")?,
+            act: c.act,
+        });
+        Ok(())
     }
 }
