@@ -242,11 +242,11 @@ impl TrainConfig {
     }
     pub fn use_overlong(&self) -> bool {
         self.overlong_penalty
-            .unwrap_or(self.base_algo() == Base::Dapo)
+            .unwrap_or(self.base_algo().default_overlong_penalty())
     }
     pub fn use_dynamic_sampling(&self) -> bool {
         self.dynamic_sampling
-            .unwrap_or(self.base_algo() == Base::Dapo)
+            .unwrap_or(self.base_algo().default_dynamic_sampling())
     }
     pub fn overlong_buffer(&self) -> usize {
         self.overlong_buffer

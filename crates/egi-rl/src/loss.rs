@@ -44,6 +44,22 @@ impl Base {
             Base::Gspo => 4,
         }
     }
+    /// How group advantages are scaled: Dr.GRPO removes GRPO's division by the group's std.
+    pub fn advantage_scale(self) -> crate::advantage::Scale {
+        match self {
+            Base::DrGrpo => crate::advantage::Scale::None,
+            Base::Grpo | Base::Dapo | Base::Gspo => crate::advantage::Scale::Std,
+        }
+    }
+    /// DAPO's sampling rules (its paper's sections 3.2 and 3.4): groups whose rewards are all
+    /// equal are dropped and replaced, and responses near the length limit are penalised.
+    /// The other bases use neither by default.
+    pub fn default_dynamic_sampling(self) -> bool {
+        self == Base::Dapo
+    }
+    pub fn default_overlong_penalty(self) -> bool {
+        self == Base::Dapo
+    }
     pub fn name(self) -> &'static str {
         match self {
             Base::Grpo => "grpo",

@@ -14,10 +14,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::advantage::{group_advantages, informative, Scale};
+use crate::advantage::{group_advantages, informative};
 use crate::checkpoint::{self, MetricsLog, TrainerState};
 use crate::config::{Algo, TrainConfig};
-use crate::loss::{policy_loss, Base, LossConfig, LossStats, Normalizer, TokenBatch};
+use crate::loss::{policy_loss, LossConfig, LossStats, Normalizer, TokenBatch};
 use crate::metrics::StepMetrics;
 use crate::policy::{pack, token_logprobs, Packed};
 use crate::policy_state::{Forward, Policy};
@@ -392,13 +392,9 @@ impl<'a> Trainer<'a> {
         Ok(b)
     }
 
-    /// Group advantages of the kept groups (std-normalised except on a Dr.GRPO base).
+    /// Group advantages of the kept groups, scaled as the base algorithm says.
     fn advantages(&self, b: &Batch) -> Vec<Vec<f64>> {
-        let scale = if self.cfg.base_algo() == Base::DrGrpo {
-            Scale::None
-        } else {
-            Scale::Std
-        };
+        let scale = self.cfg.base_algo().advantage_scale();
         b.kept
             .iter()
             .map(|&i| {
