@@ -6,9 +6,11 @@
 //! - [`model`]: Llama / Qwen2 / Qwen3 forward passes, exact gradients, KV-cache inference;
 //! - [`device`]: `--device` (CPU or CUDA GPU) and `--dtype`;
 //! - [`load`]: all of the above in one call, and saving back to an HF directory;
-//! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
+//! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL;
+//! - [`bench`]: the device's measured copy bandwidth and matmul rate (`egi bench`).
 
 pub mod alloc;
+pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod device;

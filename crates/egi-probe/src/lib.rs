@@ -4,8 +4,10 @@
 //!   [`egi_model::pass`] (the same pass the trainer records);
 //! - [`norms`]: nuclear / Frobenius norms of G = D^T X from small Gram matrices;
 //! - [`oracle`]: the plain path (autograd, one backward per token, full SVD) used as a check;
-//! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response.
+//! - [`fingerprint`]: per-token entropy and influence, steps, correlations for one response;
+//! - [`bench`]: `egi bench --probe`, the oracle against the fast path and step-sum mode.
 
+pub mod bench;
 pub mod fingerprint;
 pub mod norms;
 pub mod oracle;
