@@ -8,9 +8,11 @@
 //! - [`pass`]: the recorded forward and its hand-written backwards (training, fingerprint);
 //! - [`device`]: `--device` (CPU or CUDA GPU) and `--dtype`;
 //! - [`load`]: all of the above in one call, and saving back to an HF directory;
-//! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL.
+//! - [`text`]: prompt + response tokenization shared by scoring, the probe and RL;
+//! - [`bench`]: the device's measured copy bandwidth and matmul rate (`egi bench`).
 
 pub mod alloc;
+pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod device;

@@ -3,9 +3,11 @@
 //! Data flows one way: [`task`] (prompts, checks) -> rollouts (egi-generate) -> [`reward`]
 //! (verifier, format, overlong, fingerprint) -> [`advantage`] -> [`loss`] (GRPO, Dr.GRPO, DAPO,
 //! GSPO surrogates) -> [`optim`] (AdamW). [`rl::Trainer`] runs the loop, [`sft`] the
-//! supervised one; [`checkpoint`] makes both resumable.
+//! supervised one; [`checkpoint`] makes both resumable. [`bench`] times one step per algorithm
+//! (`egi bench --train`).
 
 pub mod advantage;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod lora;
