@@ -41,10 +41,14 @@ readable by `egi eval --bench FILE` and `--data FILE`.\n\n\
 Each problem chains 1 to 6 operations in a short story (a quantity that changes over time, or a \
 chain of comparisons) drawn from 24 scenarios with varied names, units, connectors and \
 phrasings. Answers are never negative: subtraction keeps every value positive, division is \
-always exact. The same options give the same file; problem i does not depend on --n.",
+always exact. The same options give the same file; problem i does not depend on --n.\n\n\
+--solutions adds a worked solution to every record (\"solution\": one line per step, each \
+ending in the step's value, then the answer in \\boxed{}), in several layouts and wordings: \
+traces for `egi sft --data FILE`. The problems are the same with and without it.",
         after_help = "Examples:\n  \
 egi data arith --n 1000 --seed 0 --out arith.jsonl\n  \
 egi data arith --n 500 --steps 2 --ops add,sub --max-operand 50 --out arith-2step.jsonl\n  \
+egi data arith --n 5000 --steps 1..4 --solutions --out traces.jsonl\n  \
 egi eval --model default --bench arith.jsonl --limit 200 --greedy --out eval-arith"
     )]
     Arith(ArithArgs),
@@ -76,6 +80,10 @@ pub struct ArithArgs {
     /// Only these scenarios, comma-separated (e.g. marbles,bus,prices); default all.
     #[arg(long)]
     scenarios: Option<String>,
+    /// Add a worked solution to each record ("solution": a line per step ending in its value,
+    /// then \boxed{answer}); the problems stay the same.
+    #[arg(long)]
+    solutions: bool,
     /// Output JSONL file (written atomically).
     #[arg(long)]
     out: PathBuf,
@@ -185,6 +193,7 @@ fn arith(a: ArithArgs) -> Result<()> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect(),
+        solutions: a.solutions,
     };
     let ps = generate(&o)?;
     write_atomic(&a.out, to_jsonl(&ps).as_bytes())?;

@@ -80,6 +80,36 @@ fn arith_writes_deterministic_problem_answer_jsonl() {
 }
 
 #[test]
+fn arith_solutions_add_a_field_and_keep_the_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.jsonl"), tmp.path().join("b.jsonl"));
+    let o = arith(
+        &a,
+        &["--n", "60", "--seed", "2", "--steps", "1..4", "--solutions"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(arith(&b, &["--n", "60", "--seed", "2", "--steps", "1..4"])
+        .status
+        .success());
+    let read = |p: &Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    for (mut w, p) in read(&a).into_iter().zip(read(&b)) {
+        let sol = w["solution"].as_str().unwrap().to_string();
+        let steps = w["steps"].as_u64().unwrap() as usize;
+        assert_eq!(sol.lines().count(), steps + 1, "{sol}");
+        let boxed = format!("\\boxed{{{}}}", w["answer"].as_str().unwrap());
+        assert!(sol.lines().last().unwrap().contains(&boxed), "{sol}");
+        w.as_object_mut().unwrap().remove("solution");
+        assert_eq!(w, p);
+    }
+}
+
+#[test]
 fn arith_refuses_bad_options_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.jsonl");

@@ -78,6 +78,9 @@ pub struct ArithOptions {
     pub max_value: u64,
     /// Scenario names to draw from ([`scenario_names`]); empty means all.
     pub scenarios: Vec<String>,
+    /// Add a worked solution to every problem ([`ArithProblem::solution`]). The problems are
+    /// the same with and without: solutions draw from their own random stream.
+    pub solutions: bool,
 }
 
 impl Default for ArithOptions {
@@ -92,6 +95,7 @@ impl Default for ArithOptions {
             max_factor: 12,
             max_value: 1000,
             scenarios: vec![],
+            solutions: false,
         }
     }
 }
@@ -107,6 +111,10 @@ pub struct ArithProblem {
     /// Fully parenthesised, e.g. `((5 + 3) * 2)`.
     pub expression: String,
     pub scenario: String,
+    /// With `solutions`: one line per step, each ending in the step's value, then a closing
+    /// line with the answer in `\boxed{}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solution: Option<String>,
 }
 
 /// `"2"` or `"1..3"` (also `"1..=3"`, `"1-3"`) to (min, max) steps.
@@ -249,19 +257,25 @@ pub fn generate(o: &ArithOptions) -> Result<Vec<ArithProblem>> {
                 )
             })?;
             let sc = scen.choose(&mut rng).expect("at least one scenario");
-            let text = match sc {
+            let mut story = match sc {
                 Scenario::Acc(a) => tell_acc(&mut rng, a, &chain),
                 Scenario::Cmp(c) => tell_cmp(&mut rng, c, &chain),
             };
             tries += 1;
-            if seen.insert(text.clone()) || tries >= 50 {
+            if seen.insert(story.text.clone()) || tries >= 50 {
+                let solution = o.solutions.then(|| {
+                    let mut srng = ChaCha8Rng::seed_from_u64(o.seed ^ SOLUTION_SEED);
+                    srng.set_stream(i as u64);
+                    solution::solve(&mut srng, &chain, &mut story)
+                });
                 break ArithProblem {
                     id: format!("arith-{}-{i}", o.seed),
-                    problem: text,
+                    problem: story.text,
                     answer: chain.value().to_string(),
                     steps: k,
                     expression: chain.expression(),
                     scenario: sc.key().to_string(),
+                    solution,
                 };
             }
         };
@@ -349,8 +363,25 @@ fn operand(rng: &mut ChaCha8Rng, o: &ArithOptions, op: Op, c: u64) -> Option<u64
 // ---------------------------------------------------------------------------------------------
 // Wording.
 
+mod solution;
 mod words;
 use words::{words, Acc, Cmp};
+
+/// Mixed into the seed of the solutions' random stream, which is separate from the problems'.
+const SOLUTION_SEED: u64 = 0x736f_6c75_7469_6f6e;
+
+/// A told problem and what its worked solution needs from the telling.
+struct Story {
+    text: String,
+    /// The template variables at the end of the telling (the person, the unit).
+    vars: Vars,
+    /// A comparison's entities, the start's first: one per step after it.
+    ents: Option<Vec<&'static str>>,
+    /// Whether the quantity belongs to the story's person.
+    person: bool,
+    /// Whether the last step was told as a fair share.
+    share: bool,
+}
 
 enum Scenario {
     Acc(&'static Acc),
@@ -509,7 +540,7 @@ fn acc_phrases(a: &'static Acc, op: Op, b: u64) -> Vec<&'static str> {
     ls.into_iter().flatten().map(String::as_str).collect()
 }
 
-fn tell_acc(rng: &mut ChaCha8Rng, a: &'static Acc, ch: &Chain) -> String {
+fn tell_acc(rng: &mut ChaCha8Rng, a: &'static Acc, ch: &Chain) -> Story {
     let mut v = Vars(vec![]);
     if a.person {
         person_vars(rng, &mut v);
@@ -570,7 +601,13 @@ fn tell_acc(rng: &mut ChaCha8Rng, a: &'static Acc, ch: &Chain) -> String {
     }
     text.push(' ');
     text.push_str(&capitalize(&question));
-    text
+    Story {
+        text,
+        vars: v,
+        ents: None,
+        person: a.person,
+        share: share.is_some(),
+    }
 }
 
 /// The clauses as sentences with connectors, with time markers, or as one comma chain.
@@ -658,7 +695,7 @@ fn indefinite(noun: &str) -> String {
     format!("{article} {noun}")
 }
 
-fn tell_cmp(rng: &mut ChaCha8Rng, c: &'static Cmp, ch: &Chain) -> String {
+fn tell_cmp(rng: &mut ChaCha8Rng, c: &'static Cmp, ch: &Chain) -> Story {
     let w = words();
     let mut v = Vars(vec![]);
     if c.person {
@@ -671,7 +708,7 @@ fn tell_cmp(rng: &mut ChaCha8Rng, c: &'static Cmp, ch: &Chain) -> String {
         v.set("v0", v0);
     }
     let k = ch.steps.len();
-    let ents: Vec<&str> = if c.seqs.is_empty() {
+    let ents: Vec<&'static str> = if c.seqs.is_empty() {
         // Distinct people.
         let names: Vec<&str> = w.names.all().collect();
         names.choose_multiple(rng, k + 1).copied().collect()
@@ -705,7 +742,13 @@ fn tell_cmp(rng: &mut ChaCha8Rng, c: &'static Cmp, ch: &Chain) -> String {
         parts.push(capitalize(&v.fill(pick_line(rng, &c.step))));
     }
     parts.push(capitalize(&v.fill(pick_line(rng, w.list(&c.question)))));
-    parts.join(" ")
+    Story {
+        text: parts.join(" "),
+        vars: v,
+        ents: Some(ents),
+        person: c.person,
+        share: false,
+    }
 }
 
 #[cfg(test)]
@@ -955,6 +998,11 @@ mod tests {
             ("v", "runs"),
             ("v0", "run"),
             ("rel", "2 more than"),
+            ("i", "1"),
+            ("b", "4"),
+            ("c", "12"),
+            ("x", "8 + 4"),
+            ("boxed", "[12]"),
         ] {
             v.set(k, x);
         }
@@ -988,6 +1036,19 @@ mod tests {
         ] {
             add(l);
         }
+        let s = &w.solution;
+        for l in [
+            &s.numbering,
+            &s.bare,
+            &s.last,
+            &s.holder.person,
+            &s.holder.thing,
+            &s.holder.share,
+            &s.holder.cmp,
+        ] {
+            add(l);
+        }
+        Op::ALL.iter().for_each(|&op| add(s.op.of(op)));
         let shares = w.accs.iter().flat_map(|a| &a.share);
         for (c, q) in shares.chain(&g.person_share) {
             all.extend([c.as_str(), q.as_str()]);
@@ -1056,5 +1117,122 @@ mod tests {
             keys,
             ["id", "problem", "answer", "steps", "expression", "scenario"]
         );
+    }
+
+    fn with_solutions(n: usize, seed: u64) -> ArithOptions {
+        ArithOptions {
+            n,
+            seed,
+            max_steps: 4,
+            solutions: true,
+            ..ArithOptions::default()
+        }
+    }
+
+    /// Each step line is `... a OP b = c` with c the exact value of `a OP b`, a the previous
+    /// line's c (the chain's start first), the last c the answer; the closing line's boxed
+    /// answer is what the verifier reads and marks correct.
+    #[test]
+    fn solutions_are_exact_step_by_step_and_verified() {
+        let vopts = egi_verify::Options::default();
+        for seed in [0, 7] {
+            for p in generate(&with_solutions(1500, seed)).unwrap() {
+                let sol = p.solution.as_deref().unwrap();
+                let lines: Vec<&str> = sol.lines().collect();
+                assert_eq!(lines.len(), p.steps + 1, "{sol}");
+                let start: String = p
+                    .expression
+                    .trim_start_matches('(')
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let mut prev: i128 = start.parse().unwrap();
+                for l in &lines[..p.steps] {
+                    let (lhs, c) = l.rsplit_once(" = ").unwrap_or_else(|| panic!("{l}"));
+                    let c: i128 = c
+                        .parse()
+                        .unwrap_or_else(|_| panic!("line does not end in its value: {l}"));
+                    let toks: Vec<&str> = lhs.rsplitn(4, ' ').collect();
+                    let (b, sym, a): (i128, &str, i128) =
+                        (toks[0].parse().unwrap(), toks[1], toks[2].parse().unwrap());
+                    let expect = match sym {
+                        "+" => a + b,
+                        "-" | "\u{2212}" => a - b,
+                        "*" | "\u{d7}" => a * b,
+                        "/" | "\u{f7}" => {
+                            assert_eq!(a % b, 0, "{l}");
+                            a / b
+                        }
+                        _ => panic!("unknown operator in {l}"),
+                    };
+                    assert_eq!((a, c), (prev, expect), "{l}\n{sol}");
+                    prev = c;
+                }
+                assert_eq!(prev.to_string(), p.answer, "{sol}");
+                let last = lines[p.steps];
+                assert!(last.contains(&format!("\\boxed{{{}}}", p.answer)), "{last}");
+                let v = egi_verify::verify(sol, &p.answer, &vopts);
+                assert_eq!(v.status, egi_verify::Status::Correct, "{sol}");
+            }
+        }
+    }
+
+    #[test]
+    fn solutions_leave_the_problems_unchanged() {
+        let mut o = with_solutions(500, 4);
+        let with = generate(&o).unwrap();
+        o.solutions = false;
+        let without = generate(&o).unwrap();
+        for (w, p) in with.iter().zip(&without) {
+            assert!(p.solution.is_none());
+            assert_eq!(
+                ArithProblem {
+                    solution: None,
+                    ..w.clone()
+                },
+                *p
+            );
+        }
+        let rec: serde_json::Value =
+            serde_json::from_str(to_jsonl(&with[..1]).lines().next().unwrap()).unwrap();
+        assert_eq!(rec["solution"].as_str(), with[0].solution.as_deref());
+    }
+
+    /// Many layouts: numbered and unnumbered, every closing line, both symbol sets, and lines
+    /// worded by the equation, the operation and the holder, in every scenario.
+    #[test]
+    fn solutions_vary_in_layout_and_wording() {
+        let ps = generate(&with_solutions(3000, 1)).unwrap();
+        let sols: Vec<&str> = ps.iter().map(|p| p.solution.as_deref().unwrap()).collect();
+        let s = &words().solution;
+        let has = |f: &dyn Fn(&str) -> bool| sols.iter().filter(|x| f(x)).count();
+        assert!(has(&|x| x.starts_with("Step 1: ")) > 300);
+        assert!(has(&|x| x.starts_with("1. ")) > 300);
+        assert!(has(&|x| x.contains("\u{d7}") || x.contains("\u{f7}")) > 100);
+        for l in &s.last {
+            let head = &l[..l.find("{boxed}").unwrap()];
+            assert!(
+                has(&|x| x.lines().last().unwrap().starts_with(head)) > 100,
+                "{l}"
+            );
+        }
+        for t in
+            s.op.of(Op::Add)
+                .iter()
+                .chain(&s.holder.person)
+                .chain(&s.holder.thing)
+                .chain(&s.holder.cmp)
+        {
+            let head = t[..t.find('{').unwrap()].trim();
+            assert!(
+                has(&|x| x.to_lowercase().contains(&head.to_lowercase())) > 20,
+                "{t}"
+            );
+        }
+        let first_lines: BTreeSet<&str> = sols.iter().map(|x| x.lines().next().unwrap()).collect();
+        assert!(first_lines.len() > 2500, "{}", first_lines.len());
+        for key in scenario_names() {
+            assert!(ps.iter().any(|p| p.scenario == key), "{key}");
+        }
     }
 }

@@ -27,9 +27,9 @@ crate::settings! {
         name: Option<String> = None, flag String [];
         /// Model: GGUF file, HF directory, `default`, or hub id.
         model: String = "default".into(), flag String [];
-        /// Training pairs: JSONL with {"prompt", "response"}, or GSM8K-style {"question",
-        /// "answer"} whose answer holds a worked solution ending in "#### N"; or a bundled
-        /// set's name (gsm8k-train).
+        /// Training pairs: JSONL with {"prompt", "response"}, {"problem", "solution"} (`egi
+        /// data arith --solutions`, MATH), or GSM8K-style {"question", "answer"} whose answer
+        /// holds a worked solution ending in "#### N"; or a bundled set's name (gsm8k-train).
         data: String = String::new(), flag String [];
         /// Use the first N examples only.
         limit: Option<usize> = None, flag usize [value_name = "N"];
@@ -120,7 +120,9 @@ pub fn gsm8k_solution(answer: &str) -> Option<String> {
     ))
 }
 
-/// (prompt, response) pairs of a JSONL data set; errors name the line.
+/// (prompt, response) pairs of a JSONL data set: `prompt` and `response`, `problem` and
+/// `solution` (`egi data arith --solutions`, MATH), or GSM8K's `question` and `answer` (its
+/// `#### N` line boxed). Errors name the line.
 pub fn read_pairs(src: &DataSource, limit: Option<usize>) -> Result<Vec<(String, String)>> {
     let text = src.text()?;
     let label = src.label();
@@ -137,6 +139,9 @@ pub fn read_pairs(src: &DataSource, limit: Option<usize>) -> Result<Vec<(String,
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
         let pair = match (s("prompt"), s("response"), s("question"), s("answer")) {
             (Some(p), Some(r), _, _) => (p, r),
+            _ if s("problem").is_some() && s("solution").is_some() => {
+                (s("problem").unwrap_or_default(), s("solution").unwrap_or_default())
+            }
             (_, _, Some(q), Some(a)) => match gsm8k_solution(&a) {
                 Some(r) => (q, r),
                 None => bail!(
@@ -146,7 +151,7 @@ pub fn read_pairs(src: &DataSource, limit: Option<usize>) -> Result<Vec<(String,
                 ),
             },
             _ => bail!(
-                "{}:{}: need \"prompt\" and \"response\" (or GSM8K \"question\" and \"answer\")",
+                "{}:{}: need \"prompt\" and \"response\", \"problem\" and \"solution\" (egi data arith --solutions, MATH) or GSM8K's \"question\" and \"answer\"",
                 label,
                 i + 1
             ),
@@ -309,5 +314,46 @@ impl<'a> SftTrainer<'a> {
         checkpoint::save(&self.run, &state, self.cfg.keep_last, |dir| {
             policy.save(dir, tok, &gen)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_from_each_record_shape_and_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        let arith = egi_eval::arith::generate(&egi_eval::arith::ArithOptions {
+            n: 2,
+            solutions: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let text = format!(
+            "{}{}\n{}\n",
+            egi_eval::arith::to_jsonl(&arith),
+            r#"{"prompt": "P", "response": "R", "problem": "x", "solution": "y"}"#,
+            r#"{"question": "Q", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"}"#
+        );
+        std::fs::write(&f, text).unwrap();
+        let src = DataSource::File(f.clone());
+        let ps = read_pairs(&src, None).unwrap();
+        assert_eq!(ps.len(), 4);
+        assert_eq!(ps[0].0, arith[0].problem);
+        assert_eq!(Some(&ps[0].1), arith[0].solution.as_ref());
+        assert_eq!(ps[2], ("P".into(), "R".into()));
+        assert_eq!(ps[3].1, "3 + 4 = 7\nThe final answer is \\boxed{7}.");
+        assert_eq!(read_pairs(&src, Some(1)).unwrap().len(), 1);
+
+        let plain = egi_eval::arith::generate(&egi_eval::arith::ArithOptions {
+            n: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::write(&f, egi_eval::arith::to_jsonl(&plain)).unwrap();
+        let e = format!("{:#}", read_pairs(&src, None).unwrap_err());
+        assert!(e.contains("d.jsonl:1") && e.contains("--solutions"), "{e}");
     }
 }

@@ -36,6 +36,7 @@ pub(super) struct Words {
     pub accs: Vec<Acc>,
     #[serde(rename = "cmp")]
     pub cmps: Vec<Cmp>,
+    pub solution: Solution,
 }
 
 /// People, drawn as one list: the female names, then the male ones.
@@ -111,6 +112,35 @@ impl Rel {
             Op::Div => &self.div,
         }
     }
+}
+
+/// The phrasings of worked solutions (`--solutions`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Solution {
+    /// Line prefixes; {i} is the step's number.
+    pub numbering: Vec<String>,
+    /// Operator symbols in the order add, sub, mul, div.
+    pub symbols: Vec<[String; 4]>,
+    /// Lines that are the equation only.
+    pub bare: Vec<String>,
+    /// Lines worded by the operation.
+    pub op: Rel,
+    /// Lines worded by who or what holds the quantity.
+    pub holder: Holder,
+    /// The closing line; {boxed} is the answer in \boxed{}.
+    pub last: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Holder {
+    pub person: Vec<String>,
+    pub thing: Vec<String>,
+    /// The last step of a story that ends in a fair share.
+    pub share: Vec<String>,
+    /// A comparison's step; {e} is its entity, {prev} the one before.
+    pub cmp: Vec<String>,
 }
 
 /// Relations inline or by the name of a `[relations]` entry.
@@ -291,6 +321,31 @@ impl Words {
                 }
             }
         }
+        let s = &self.solution;
+        let at = |f: &str| format!("[solution], field {f}");
+        for (f, xs) in [
+            ("numbering", &s.numbering),
+            ("bare", &s.bare),
+            ("last", &s.last),
+            ("holder.person", &s.holder.person),
+            ("holder.thing", &s.holder.thing),
+            ("holder.share", &s.holder.share),
+            ("holder.cmp", &s.holder.cmp),
+        ] {
+            nonempty(&at(f), xs)?;
+        }
+        if s.symbols.is_empty() {
+            bail!("{}: empty list", at("symbols"));
+        }
+        for op in Op::ALL {
+            nonempty(&at(&format!("op.{}", op.name())), s.op.of(op))?;
+        }
+        if let Some(l) = s.last.iter().find(|l| !l.contains("{boxed}")) {
+            bail!(
+                "{}: \"{l}\" has no {{boxed}}; every closing line states the answer",
+                at("last")
+            );
+        }
         Ok(())
     }
 }
@@ -322,5 +377,10 @@ mod tests {
         assert!(e.contains("duplicate key"), "{e}");
         let e = err(&|s| s.replacen("person = true", "person = true\nmood = \"sunny\"", 1));
         assert!(e.contains("mood"), "{e}");
+        let e = err(&|s| s.replacen("\"Answer: {boxed}\"", "\"Done.\"", 1));
+        assert!(
+            e.contains("[solution], field last") && e.contains("{boxed}"),
+            "{e}"
+        );
     }
 }
