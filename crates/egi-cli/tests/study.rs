@@ -113,6 +113,36 @@ fn quick_study_runs_resumes_and_reports_from_json() {
         "{md}"
     );
     assert!(md.contains("; step: supported |"), "{md}");
+    // report.json holds the same tables and verdicts, and the unrounded numbers behind them.
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        j["sources"]["fp/base-arith/summary.json"]["rho_step"]["mean"],
+        -0.4321
+    );
+    let cells: Vec<&str> = j["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tables"].as_array().unwrap())
+        .flat_map(|t| t["rows"].as_array().unwrap())
+        .flat_map(|r| r.as_array().unwrap())
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(cells.contains(&"0.777 [0.611, 0.888]"), "{cells:?}");
+    let verdicts = j["verdicts"].as_array().unwrap();
+    assert!(verdicts.len() >= 4);
+    assert!(verdicts
+        .iter()
+        .any(|v| v["claim"] == "SFT on reasoning traces lowers rho"
+            && v["verdict"].as_str().unwrap().ends_with("step: supported")));
+    assert_eq!(j["stages"].as_array().unwrap().len(), n_stages);
+    assert!(j["stages"][0]["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("egi data arith"));
+    assert!(j["stages"][0]["seconds"].is_number());
     // The quick study's own comparisons have a handful of pairs: uninformative, never
     // "supported" or "inconclusive" on that little.
     assert!(md.contains("token: uninformative ("), "{md}");

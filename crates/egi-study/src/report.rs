@@ -1,12 +1,13 @@
-//! The study's report: DIR/report/report.md and report.html (plots embedded), plus the plots
-//! as SVG files. Every number is read from the JSON the study's commands wrote (summary.json,
+//! The study's report: DIR/report/report.md and report.html (plots embedded), report.json (the
+//! same tables and verdicts as data, with the JSON they were computed from), plus the plots as
+//! SVG files. Every number is read from the JSON the study's commands wrote (summary.json,
 //! compare.json, metrics.jsonl, ...); a missing output shows as "n/a" with the stage to run.
 //! A test edits one of those files and finds the edited value in the report.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::config::StudyConfig;
 use crate::stage_seconds;
@@ -798,5 +799,122 @@ pub fn write(dir: &Path, cfg: &StudyConfig, stages: &[Stage], threads: usize) ->
         &report.join("report.html"),
         to_html(title, &b, &report).as_bytes(),
     )?;
+    let json = to_json(title, &b, dir, cfg, stages);
+    write_atomic(
+        &report.join("report.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     Ok(md)
+}
+
+/// The report as data: its sections (paragraphs, tables as columns + rows of the printed cells,
+/// figures), the verdicts as records, the stages with their commands and times, the settings,
+/// and `sources`: every JSON output the report was computed from, unrounded, by its path in the
+/// study folder (`pd.DataFrame(t["rows"], columns=t["columns"])` reads a table).
+fn to_json(
+    title: &str,
+    blocks: &[Block],
+    dir: &Path,
+    cfg: &StudyConfig,
+    stages: &[Stage],
+) -> Value {
+    let mut sections: Vec<Value> =
+        vec![json!({"heading": "Setup", "paragraphs": [], "tables": [], "figures": []})];
+    let mut verdicts = vec![];
+    for bl in blocks {
+        let cur = sections.last_mut().expect("a section");
+        match bl {
+            Block::H2(h) => {
+                sections.push(json!({"heading": h, "paragraphs": [], "tables": [], "figures": []}))
+            }
+            Block::P(t) => cur["paragraphs"]
+                .as_array_mut()
+                .expect("array")
+                .push(json!(t)),
+            Block::Table(cols, rows) => {
+                if cur["heading"]
+                    .as_str()
+                    .is_some_and(|h| h.ends_with("Verdicts"))
+                {
+                    verdicts.extend(rows.iter().map(|r| {
+                        Value::Object(
+                            cols.iter()
+                                .cloned()
+                                .zip(r.iter().map(|c| json!(c)))
+                                .collect(),
+                        )
+                    }));
+                }
+                cur["tables"]
+                    .as_array_mut()
+                    .expect("array")
+                    .push(json!({"columns": cols, "rows": rows}));
+            }
+            Block::Img(file, caption) => cur["figures"]
+                .as_array_mut()
+                .expect("array")
+                .push(json!({"file": file, "caption": caption})),
+            Block::Code(_) => {}
+        }
+    }
+    let secs = stage_seconds(dir);
+    let stages: Vec<Value> = stages
+        .iter()
+        .map(|st| {
+            json!({
+                "name": st.name,
+                "command": command_line(st),
+                "seconds": secs.iter().find(|(n, _)| *n == st.name).map(|(_, s)| *s),
+            })
+        })
+        .collect();
+    json!({
+        "title": title,
+        "settings": cfg,
+        "sections": sections,
+        "verdicts": verdicts,
+        "stages": stages,
+        "sources": sources(dir),
+    })
+}
+
+/// The stages' JSON outputs the report reads: fingerprint summaries and comparisons, evaluation
+/// summaries and comparisons, and the SFT and RL metrics logs (JSONL, as arrays).
+fn sources(dir: &Path) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut add = |rel: String| {
+        let path = dir.join(&rel);
+        let v = if rel.ends_with(".jsonl") {
+            let rows = read_jsonl(&path);
+            (!rows.is_empty()).then_some(Value::Array(rows))
+        } else {
+            read_json(&path)
+        };
+        if let Some(v) = v {
+            out.insert(rel, v);
+        }
+    };
+    for top in ["fp", "eval"] {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(top))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            if n.ends_with(".json") {
+                add(format!("{top}/{n}"));
+            } else {
+                for f in ["summary.json", "compare.json"] {
+                    add(format!("{top}/{n}/{f}"));
+                }
+            }
+        }
+    }
+    add("sft/metrics.jsonl".into());
+    for (_, m) in &RL_MODELS[1..] {
+        add(format!("rl/{m}/metrics.jsonl"));
+    }
+    Value::Object(out)
 }
