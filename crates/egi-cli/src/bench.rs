@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
         let m = crate::common::load_model(&a.model)?;
         let texts = match &a.input {
             Some(p) => Some(
-                egi_eval::data::read_response_lines(p)?
+                egi_eval::data::read_response_lines(p, "plain")?
                     .into_iter()
                     .map(|l| (l.prompt, l.response))
                     .collect(),

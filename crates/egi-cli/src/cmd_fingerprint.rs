@@ -38,9 +38,17 @@ pub struct RunArgs {
     /// Model: GGUF file, HF directory, `default`, or hub id.
     #[arg(long, default_value = "default")]
     model: String,
-    /// JSONL of {"id", "prompt", "response"}: the texts to fingerprint.
+    /// JSONL of the texts to fingerprint: {"id", "prompt", "response"} (the prompt as given),
+    /// or {"id", "problem", "solution"} (`egi data arith --solutions`; prompt from --template).
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Prompt template for problems (--generate's, and --input's {"problem", "solution"}
+    /// records): plain (the problem as it is), boxed (eval's and sft's default: "Please reason
+    /// step by step, and put your final answer within \boxed{}."), or a text with {problem}.
+    /// Plain by default, so a fingerprint is of the question alone; pass boxed to measure a
+    /// model on the prompts it was evaluated or fine-tuned with.
+    #[arg(long, default_value = "plain")]
+    template: String,
     /// Output directory: responses.jsonl, summary.json, plots (SVG and PNG). Required.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -214,7 +222,7 @@ fn run_probe(a: RunArgs) -> Result<()> {
         );
     }
     let texts: Vec<Text> = if let Some(input) = &a.input {
-        egi_eval::data::read_response_lines(input)?
+        egi_eval::data::read_response_lines(input, &a.template)?
             .into_iter()
             .map(|l| Text {
                 id: match &l.id {
@@ -235,6 +243,9 @@ fn run_probe(a: RunArgs) -> Result<()> {
                 .collect()
         } else {
             read_bench_prompts(a.data.as_ref().unwrap(), a.n_prompts)?
+                .into_iter()
+                .map(|(id, p)| Ok((id, egi_eval::prompt::render(&a.template, &p)?)))
+                .collect::<Result<_>>()?
         };
         generate_responses(&m, &a, prompts)?
     };

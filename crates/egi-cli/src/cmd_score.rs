@@ -24,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let lines = egi_eval::data::read_response_lines(&a.input)?;
+    let lines = egi_eval::data::read_response_lines(&a.input, "plain")?;
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     let pb = crate::common::progress(lines.len() as u64, "responses");

@@ -8,7 +8,7 @@ use egi_study::{stages, StudyConfig};
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
-egi study --config configs/study.toml --out runs/study        (the default study, about 1-2 h on 2 cores)\n  \
+egi study --config configs/study.toml --out runs/study        (the default study, a few hours on 2 cores)\n  \
 egi study --quick --out runs/study-quick                      (every stage at toy size, minutes)\n  \
 egi study --out runs/study --report-only                      (rewrite the report from the outputs)\n\n\
 Rerun the same command after an interruption: finished stages are skipped.")]

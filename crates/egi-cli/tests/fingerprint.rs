@@ -195,6 +195,35 @@ fn interrupted_run_resumes_and_bad_input_is_reported() {
         "{e}"
     );
 
+    // {"problem", "solution"} records (egi data arith --solutions): the prompt is --template
+    // rendered on the problem; a line of neither shape is named with the shapes it may take.
+    std::fs::write(
+        &input,
+        r#"{"id": "p", "problem": "Ann has 9 - 4 apples. How many?", "solution": "9 - 4 = 5\nEach step is exact = 5\nSo the answer is \\boxed{5}."}"#,
+    )
+    .unwrap();
+    let sol = tmp.path().join("sol");
+    let o = run(&["--template", "boxed"], &input, &sol);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_jsonl(&sol.join("responses.jsonl"));
+    let prompt = r[0]["prompt"].as_str().unwrap();
+    assert!(
+        prompt.starts_with("Ann has 9 - 4 apples. How many?\nPlease reason step by step"),
+        "{prompt}"
+    );
+    assert!(
+        r[0]["rho_step"].is_number(),
+        "three steps give a rho: {:?}",
+        r[0]
+    );
+    std::fs::write(&input, r#"{"id": "q", "problem": "x"}"#).unwrap();
+    let o = run(&[], &input, &tmp.path().join("bad2"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("in.jsonl:1") && e.contains("\"solution\""),
+        "{e}"
+    );
+
     // compare: same texts in both runs -> a paired test.
     let cmp = tmp.path().join("cmp");
     let o = egi()

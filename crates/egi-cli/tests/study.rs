@@ -53,14 +53,35 @@ fn quick_study_runs_resumes_and_reports_from_json() {
     for f in [
         "report.md",
         "report.html",
+        "report.json",
         "sft-rho.svg",
+        "sft-rho-fixed.svg",
         "rl-rho.svg",
         "rl-curves.svg",
     ] {
         assert!(dir.join("report").join(f).exists(), "report/{f} missing");
     }
     let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
-    assert!(md.contains("## 4. Verdicts") && md.contains("egi train --algo corr-po"));
+    assert!(md.contains("## 3. Verdicts") && md.contains("egi train --algo corr-po"));
+    // SFT data are exact worked solutions; RL starts from the last SFT checkpoint, per seed.
+    let traces = std::fs::read_to_string(dir.join("data/sft-traces.jsonl")).unwrap();
+    assert!(traces
+        .lines()
+        .all(|l| l.contains("\"solution\"") && l.contains("boxed")));
+    let dry = String::from_utf8_lossy(&run(&["--dry-run"], &dir, &config).stdout).to_string();
+    for seed in ["s1", "s2"] {
+        assert!(
+            dry.contains(&format!(
+                "--out {}",
+                dir.join(format!("rl/grpo-{seed}")).display()
+            )),
+            "{dry}"
+        );
+    }
+    assert!(dry.contains(&format!(
+        "--model {}",
+        dir.join("sft/checkpoints/step-000002").display()
+    )));
 
     // A rerun finds every stage done and only rewrites the report.
     let t0 = std::time::Instant::now();
@@ -71,20 +92,20 @@ fn quick_study_runs_resumes_and_reports_from_json() {
         "finished stages must be skipped"
     );
 
-    // The tables come from the JSON outputs: edit two of them, regenerate, find the values.
-    edit_json(&dir.join("fp/base-arith/summary.json"), |v| {
+    // The tables come from the JSON outputs: edit some of them, regenerate, find the values.
+    edit_json(&dir.join("fp/sft-2/summary.json"), |v| {
         v["rho_step"]["mean"] = serde_json::json!(-0.4321);
         v["rho_step"]["mean_ci95"] = serde_json::json!([-0.6543, -0.2109]);
         v["rho_step"]["n"] = serde_json::json!(16);
     });
     // Too few defined rho values for any test: uninformative, not a verdict from the CI.
-    edit_json(&dir.join("fp/base-gsm8k/summary.json"), |v| {
-        v["rho_step"]["mean"] = serde_json::json!(-0.5);
-        v["rho_step"]["mean_ci95"] = serde_json::json!([-0.7, -0.3]);
-        v["rho_step"]["n"] = serde_json::json!(5);
+    edit_json(&dir.join("fp/sft-2-token/summary.json"), |v| {
+        v["rho_token"]["mean"] = serde_json::json!(-0.5);
+        v["rho_token"]["mean_ci95"] = serde_json::json!([-0.7, -0.3]);
+        v["rho_token"]["n"] = serde_json::json!(5);
     });
     // A paired SFT test below 0 with p < 0.05 supports "SFT lowers rho".
-    edit_json(&dir.join("fp/cmp-sft/compare.json"), |v| {
+    edit_json(&dir.join("fp/cmp-sft-fixed/compare.json"), |v| {
         for t in v["paired_tests"].as_array_mut().unwrap() {
             t["mean_difference"] = serde_json::json!(-0.2468);
             t["difference_ci95"] = serde_json::json!([-0.4, -0.1]);
@@ -93,32 +114,47 @@ fn quick_study_runs_resumes_and_reports_from_json() {
             t["uninformative"] = serde_json::Value::Null;
         }
     });
-    edit_json(&dir.join("eval/grpo-arith2/summary.json"), |v| {
+    edit_json(&dir.join("eval/sft-arith2/summary.json"), |v| {
         v["metrics"]["pass@1"]["mean"] = serde_json::json!(0.777);
         v["metrics"]["pass@1"]["wilson95"] = serde_json::json!([0.611, 0.888]);
     });
+    // Accuracy differences pool the seeds problem by problem: the SFT model wrong on every
+    // arith1 problem, seed 1 of GRPO right on all, seed 2 wrong on all -> +0.5 on average.
+    let set_all = |path: &Path, x: f64| {
+        edit_json(path, |v| {
+            for (_, p) in v["per_problem_pass@1"].as_object_mut().unwrap() {
+                *p = serde_json::json!(x);
+            }
+        })
+    };
+    set_all(&dir.join("eval/sft-arith1/summary.json"), 0.0);
+    set_all(&dir.join("eval/grpo-s1-arith1/summary.json"), 1.0);
+    set_all(&dir.join("eval/grpo-s2-arith1/summary.json"), 0.0);
     let out = run(&["--report-only"], &dir, &config);
     assert!(out.status.success());
     let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
-    assert!(md.contains("-0.432 [-0.654, -0.211]"), "{md}");
+    assert!(md.contains("-0.432 [-0.654, -0.211] (n = 16)"), "{md}");
     assert!(md.contains("0.777 [0.611, 0.888]"), "{md}");
-    // ... and the verdict follows the numbers: that CI lies below 0.
     assert!(
-        md.contains("step: GSM8K uninformative (only 5 responses"),
+        md.contains("| GRPO - SFT | arithmetic, 1 step | +0.500 [+0.500, +0.500] (p 0.250, 3 pairs); per seed +1.000, +0.000 | 3 (uninformative) |"),
         "{md}"
     );
-    assert!(md.contains("arithmetic supported"), "{md}");
+    // ... and the verdicts follow the numbers.
+    assert!(
+        md.contains("SFT model: token uninformative (only 5 responses"),
+        "{md}"
+    );
+    assert!(md.contains("; step supported |"), "{md}");
     assert!(
         md.contains("-0.247 [-0.400, -0.100] (p 0.010, 16 pairs)"),
         "{md}"
     );
-    assert!(md.contains("; step: supported |"), "{md}");
     // report.json holds the same tables and verdicts, and the unrounded numbers behind them.
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap())
             .unwrap();
     assert_eq!(
-        j["sources"]["fp/base-arith/summary.json"]["rho_step"]["mean"],
+        j["sources"]["fp/sft-2/summary.json"]["rho_step"]["mean"],
         -0.4321
     );
     let cells: Vec<&str> = j["sections"]
@@ -132,24 +168,26 @@ fn quick_study_runs_resumes_and_reports_from_json() {
         .collect();
     assert!(cells.contains(&"0.777 [0.611, 0.888]"), "{cells:?}");
     let verdicts = j["verdicts"].as_array().unwrap();
-    assert!(verdicts.len() >= 4);
+    assert_eq!(verdicts.len(), 6);
     assert!(verdicts
         .iter()
         .any(|v| v["claim"] == "SFT on reasoning traces lowers rho"
-            && v["verdict"].as_str().unwrap().ends_with("step: supported")));
+            && v["verdict"].as_str().unwrap().ends_with("(b) supported")));
     assert_eq!(j["stages"].as_array().unwrap().len(), n_stages);
     assert!(j["stages"][0]["command"]
         .as_str()
         .unwrap()
         .starts_with("egi data arith"));
     assert!(j["stages"][0]["seconds"].is_number());
+    assert!(j["sources"]["rl/corr-po-s2/metrics.jsonl"].is_array());
     // The quick study's own comparisons have a handful of pairs: uninformative, never
     // "supported" or "inconclusive" on that little.
-    assert!(md.contains("token: uninformative ("), "{md}");
+    assert!(md.contains("token: (a) uninformative ("), "{md}");
     for stage in [
-        "fp-base-arith-token",
-        "fp-compare-sft-token",
+        "fp-sft-0-token",
+        "fp-compare-sft-fixed-token",
         "fp-compare-rl-token",
+        "train-corr-po-s2",
     ] {
         assert!(
             dir.join("stages").join(format!("{stage}.done")).exists(),

@@ -285,8 +285,11 @@ pub struct ResponseLine {
     pub response: String,
 }
 
-/// Read `{"id","prompt","response"}` lines; errors name the file and the line.
-pub fn read_response_lines(path: &std::path::Path) -> Result<Vec<ResponseLine>> {
+/// Read the texts of a JSONL file, one of two shapes per line (errors name the file and the
+/// line): `{"id", "prompt", "response"}`, taken as it is, or `{"id", "problem", "solution"}`
+/// (`egi data arith --solutions`, MATH), whose prompt is `template` rendered on the problem
+/// (`prompt::render`: boxed, plain, or a text with {problem}), as `egi sft` trains on it.
+pub fn read_response_lines(path: &std::path::Path, template: &str) -> Result<Vec<ResponseLine>> {
     let f =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let mut out = vec![];
@@ -295,13 +298,31 @@ pub fn read_response_lines(path: &std::path::Path) -> Result<Vec<ResponseLine>> 
         if line.trim().is_empty() {
             continue;
         }
-        let l: ResponseLine = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: expected {{\"id\", \"prompt\", \"response\"}}",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let where_ = || format!("{}:{}", path.display(), i + 1);
+        let v: Value =
+            serde_json::from_str(&line).with_context(|| format!("{}: not valid JSON", where_()))?;
+        let field = |k: &str| v.get(k).and_then(|x| x.as_str());
+        let l = match (field("prompt"), field("response")) {
+            (Some(p), Some(r)) => ResponseLine {
+                id: v.get("id").cloned().unwrap_or(Value::Null),
+                prompt: p.into(),
+                response: r.into(),
+            },
+            _ => match (field("problem"), field("solution")) {
+                (Some(p), Some(r)) => ResponseLine {
+                    id: v.get("id").cloned().unwrap_or(Value::Null),
+                    prompt: crate::prompt::render(template, p)?,
+                    response: r.into(),
+                },
+                _ => bail!(
+                    "{}: expected {{\"id\", \"prompt\", \"response\"}} or {{\"id\", \"problem\", \"solution\"}} (egi data arith --solutions)",
+                    where_()
+                ),
+            },
+        };
+        if l.id.is_null() {
+            bail!("{}: no \"id\" field; give each text an id", where_());
+        }
         out.push(l);
     }
     if out.is_empty() {

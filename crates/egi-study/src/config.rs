@@ -12,24 +12,27 @@ use serde::{Deserialize, Serialize};
 pub struct StudyConfig {
     /// Model to study (any --model value).
     pub model: String,
-    /// Read GSM8K from this folder (gsm8k/train.jsonl, gsm8k/test.jsonl) instead of the copies
-    /// bundled with egi.
+    /// Read GSM8K from this folder (gsm8k/test.jsonl) instead of the copy bundled with egi.
     pub data_dir: Option<String>,
     pub seed: u64,
-    /// Fingerprints: prompts per measurement and response length.
+    /// Fingerprints: held-out problems per measurement and response length.
     pub fp_prompts: usize,
     pub fp_max_new_tokens: usize,
     /// Token-level rho (one gradient per token, about 10x a step measurement) on the first
     /// this many of those texts: the level of the paper's figures.
     pub fp_token_prompts: usize,
-    /// SFT on GSM8K train solutions: steps, examples per step, learning rate, a fingerprint
-    /// every `sft_fp_every` steps (and at step 0), response tokens kept.
+    /// SFT on exact worked solutions of generated arithmetic (`egi data arith --solutions`,
+    /// one to four steps): traces, steps, examples per step, learning rate, a fingerprint and
+    /// a held-out evaluation every `sft_fp_every` steps (and at step 0), response tokens kept.
+    pub sft_traces: usize,
     pub sft_steps: usize,
     pub sft_batch: usize,
     pub sft_lr: f64,
     pub sft_fp_every: usize,
     pub sft_max_len: usize,
-    /// GRPO and CorR-PO on generated arithmetic (one to three steps), same seed and budget.
+    /// GRPO and CorR-PO from the SFT model on generated arithmetic (one to four steps), the
+    /// same data, budget and seeds (`seed`, `seed + 1`, ...: `rl_seeds` runs of each).
+    pub rl_seeds: usize,
     pub rl_train_problems: usize,
     pub rl_steps: usize,
     pub rl_batch_prompts: usize,
@@ -37,7 +40,8 @@ pub struct StudyConfig {
     pub rl_max_new_tokens: usize,
     pub rl_lr: f64,
     pub rl_lambda: f64,
-    /// Held-out evaluation: problems per arithmetic step count, GSM8K test problems, length.
+    /// Held-out greedy evaluation: problems per arithmetic step count (1-4; also the size of
+    /// the 2-3 step set of the SFT checkpoints), GSM8K test problems, response length.
     pub eval_arith: usize,
     pub eval_gsm8k: usize,
     pub eval_max_new_tokens: usize,
@@ -52,17 +56,19 @@ impl Default for StudyConfig {
             fp_prompts: 16,
             fp_max_new_tokens: 160,
             fp_token_prompts: 8,
-            sft_steps: 80,
-            sft_batch: 4,
-            sft_lr: 1e-5,
-            sft_fp_every: 20,
+            sft_traces: 4000,
+            sft_steps: 120,
+            sft_batch: 8,
+            sft_lr: 5e-5,
+            sft_fp_every: 30,
             sft_max_len: 256,
+            rl_seeds: 3,
             rl_train_problems: 2000,
-            rl_steps: 12,
+            rl_steps: 30,
             rl_batch_prompts: 2,
             rl_group_size: 8,
-            rl_max_new_tokens: 128,
-            rl_lr: 3e-6,
+            rl_max_new_tokens: 160,
+            rl_lr: 2e-6,
             rl_lambda: 0.1,
             eval_arith: 40,
             eval_gsm8k: 30,
@@ -78,10 +84,12 @@ impl StudyConfig {
             fp_prompts: 3,
             fp_max_new_tokens: 48,
             fp_token_prompts: 2,
+            sft_traces: 20,
             sft_steps: 2,
             sft_batch: 1,
             sft_fp_every: 2,
             sft_max_len: 64,
+            rl_seeds: 2,
             rl_train_problems: 20,
             rl_steps: 1,
             rl_batch_prompts: 1,
@@ -99,9 +107,11 @@ impl StudyConfig {
             ("fp_prompts", self.fp_prompts),
             ("fp_max_new_tokens", self.fp_max_new_tokens),
             ("fp_token_prompts", self.fp_token_prompts),
+            ("sft_traces", self.sft_traces),
             ("sft_steps", self.sft_steps),
             ("sft_batch", self.sft_batch),
             ("sft_fp_every", self.sft_fp_every),
+            ("rl_seeds", self.rl_seeds),
             ("rl_train_problems", self.rl_train_problems),
             ("rl_steps", self.rl_steps),
             ("rl_batch_prompts", self.rl_batch_prompts),
@@ -117,6 +127,11 @@ impl StudyConfig {
             bail!("study config: rl_group_size must be at least 2 (group advantages)");
         }
         Ok(())
+    }
+
+    /// The RL seeds: `seed`, `seed + 1`, ... (`rl_seeds` of them).
+    pub fn rl_seed_list(&self) -> Vec<u64> {
+        (0..self.rl_seeds as u64).map(|k| self.seed + k).collect()
     }
 
     /// SFT steps at which the fingerprint is measured (0 = the model itself).
@@ -198,5 +213,40 @@ mod tests {
             serde_json::to_value(&old).unwrap(),
             serde_json::to_value(StudyConfig::default()).unwrap()
         );
+    }
+
+    /// configs/study.toml holds the defaults and configs/study-quick.toml the --quick
+    /// settings: the files users start from say what the code does.
+    #[test]
+    fn the_config_files_are_the_defaults_and_the_quick_settings() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let dir = std::env::temp_dir().join("egi-study-config-test-none");
+        for (file, quick, want) in [
+            ("study.toml", false, StudyConfig::default()),
+            ("study-quick.toml", true, StudyConfig::quick()),
+        ] {
+            let got = StudyConfig::load(Some(&root.join(file)), quick, &dir).unwrap();
+            assert_eq!(
+                serde_json::to_value(&got).unwrap(),
+                serde_json::to_value(&want).unwrap(),
+                "{file}"
+            );
+            // Every key is written out, so the file documents all of them.
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let keys: toml::Table = toml::from_str(&text).unwrap();
+            if !quick {
+                for k in serde_json::to_value(&want)
+                    .unwrap()
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                {
+                    assert!(
+                        k == "data_dir" || keys.contains_key(k),
+                        "{file}: {k} missing"
+                    );
+                }
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! compare.json, metrics.jsonl, ...); a missing output shows as "n/a" with the stage to run.
 //! A test edits one of those files and finds the edited value in the report.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::config::StudyConfig;
 use crate::stage_seconds;
-use crate::stages::{command_line, eval_sets, Stage, RL_MODELS};
+use crate::stages::{command_line, eval_sets, rl_runs, Stage, ALGOS, MAX_STEPS};
 use egi_report::write_atomic;
 
 enum Block {
@@ -88,8 +89,9 @@ fn verdict(c: Option<(f64, f64)>, n: Option<u64>, sign: f64) -> String {
     }
 }
 
-/// Verdict on "the paired difference is below 0" from a `fingerprint compare` test.
-fn paired_verdict(t: &Option<Value>) -> String {
+/// Verdict on "the paired difference is below 0" (sign -1) or "above 0" (sign +1) from a
+/// paired test (`fingerprint compare`, or [`pooled`]).
+fn paired_verdict(t: &Option<Value>, sign: f64) -> String {
     let Some(t) = t else {
         return NO_CI.into();
     };
@@ -97,8 +99,8 @@ fn paired_verdict(t: &Option<Value>) -> String {
         return format!("uninformative ({why})");
     }
     match (t["mean_difference"].as_f64(), t["p_value"].as_f64()) {
-        (Some(d), Some(p)) if p < ALPHA && d < 0.0 => "supported".into(),
-        (Some(d), Some(p)) if p < ALPHA && d > 0.0 => "not supported".into(),
+        (Some(d), Some(p)) if p < ALPHA && d * sign > 0.0 => "supported".into(),
+        (Some(d), Some(p)) if p < ALPHA && d * sign < 0.0 => "not supported".into(),
         (Some(_), Some(_)) => "inconclusive at this scale".into(),
         _ => NO_CI.into(),
     }
@@ -184,6 +186,129 @@ fn copy_plot(from: &Path, report: &Path, name: &str, blocks: &mut Vec<Block>, ca
     }
 }
 
+/// Per-item values of a run: an eval summary's `per_problem_pass@1`, or the `key` (rho_step,
+/// rho_token) of each text in a fingerprint's responses.jsonl, by id.
+fn per_problem(summary: &Option<Value>) -> BTreeMap<String, f64> {
+    summary
+        .as_ref()
+        .and_then(|s| s["per_problem_pass@1"].as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect()
+}
+
+fn per_text(dir: &Path, run: &str, key: &str) -> BTreeMap<String, f64> {
+    read_jsonl(&dir.join("fp").join(run).join("responses.jsonl"))
+        .into_iter()
+        .filter_map(|r| {
+            let id = match &r["id"] {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            Some((id, r[key].as_f64()?))
+        })
+        .collect()
+}
+
+/// Paired test of several runs (seeds) against one baseline: on the items every run and the
+/// baseline have, each item's value averaged over the runs minus the baseline's. Same fields
+/// as a `compare.json` test (mean_difference, difference_ci95, p_value, pairs, uninformative),
+/// plus each run's own mean difference. `None` without runs or shared items.
+fn pooled(base: &BTreeMap<String, f64>, runs: &[BTreeMap<String, f64>]) -> Option<Value> {
+    use egi_report::stats;
+    if runs.is_empty() || runs.iter().any(|r| r.is_empty()) {
+        return None;
+    }
+    let ids: Vec<&String> = base
+        .keys()
+        .filter(|id| runs.iter().all(|r| r.contains_key(*id)))
+        .collect();
+    if ids.is_empty() {
+        return None;
+    }
+    let x0: Vec<f64> = ids.iter().map(|id| base[*id]).collect();
+    let x1: Vec<f64> = ids
+        .iter()
+        .map(|id| runs.iter().map(|r| r[*id]).sum::<f64>() / runs.len() as f64)
+        .collect();
+    let diff: Vec<f64> = x1.iter().zip(&x0).map(|(a, b)| a - b).collect();
+    let per_run: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| stats::mean(&ids.iter().map(|id| r[*id] - base[*id]).collect::<Vec<_>>()))
+        .collect();
+    Some(json!({
+        "mean_difference": stats::mean(&diff),
+        "difference_ci95": stats::bootstrap_ci(&diff, stats::Stat::Mean, 2000, 0.95, 0).map(|(l, h)| [l, h]),
+        "p_value": stats::paired_permutation_test(&x1, &x0, 10_000, 0),
+        "pairs": ids.len(),
+        // Items whose averaged difference is not 0: the only ones that carry information.
+        "differing": diff.iter().filter(|&&x| x != 0.0).count(),
+        "runs": runs.len(),
+        "per_run_mean_difference": per_run,
+        "uninformative": stats::no_power(&diff, ALPHA),
+    }))
+}
+
+/// A pooled test as "difference [CI] (p, n pairs; per seed: ...)".
+fn pooled_cell(t: &Option<Value>) -> String {
+    match t {
+        Some(x) => {
+            let seeds: Vec<String> = x["per_run_mean_difference"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| f3(v.as_f64()))
+                .collect();
+            format!("{}; per seed {}", paired_cell(t), seeds.join(", "))
+        }
+        None => "n/a".into(),
+    }
+}
+
+/// A verdict over several sets: "supported" when some set's CI lies on the predicted side of 0
+/// and none on the other, "not supported" for the reverse, "uninformative" when no set could
+/// show a difference.
+fn across_sets(tests: &[Option<Value>], sign: f64) -> String {
+    if tests.iter().all(|t| t.is_none()) {
+        return NO_CI.into();
+    }
+    let usable: Vec<(f64, f64)> = tests
+        .iter()
+        .flatten()
+        .filter(|t| !t["uninformative"].is_string())
+        .filter_map(|t| ci(&t["difference_ci95"]))
+        .collect();
+    if usable.is_empty() {
+        return "uninformative (on every held-out set too few problems differ)".into();
+    }
+    let with = usable
+        .iter()
+        .filter(|(l, h)| if sign > 0.0 { *l > 0.0 } else { *h < 0.0 })
+        .count();
+    let against = usable
+        .iter()
+        .filter(|(l, h)| if sign > 0.0 { *h < 0.0 } else { *l > 0.0 })
+        .count();
+    match (with, against) {
+        (w, 0) if w > 0 => "supported".into(),
+        (0, a) if a > 0 => "not supported".into(),
+        _ => "inconclusive at this scale".into(),
+    }
+}
+
+fn acc_of(s: &Option<Value>) -> Option<f64> {
+    s.as_ref()?["metrics"]["pass@1"]["mean"].as_f64()
+}
+
+fn acc_cell(s: &Option<Value>) -> String {
+    let e = s.as_ref().map(|s| s["metrics"]["pass@1"].clone());
+    acc_ci(
+        e.as_ref().and_then(|e| e["mean"].as_f64()),
+        e.as_ref().and_then(|e| ci(&e["wilson95"])),
+    )
+}
+
 /// Build the report's blocks from the outputs in `dir`.
 fn blocks(
     dir: &Path,
@@ -194,12 +319,18 @@ fn blocks(
 ) -> Vec<Block> {
     let mut b = vec![];
     let fp = |name: &str| read_json(&dir.join("fp").join(name).join("summary.json"));
+    let ev = |name: &str| read_json(&dir.join("eval").join(name).join("summary.json"));
+    let last = cfg.sft_steps;
+    let runs = rl_runs(cfg);
 
     // Setup.
     b.push(Block::P(format!(
         "Model: `{}`. Everything below was computed by `egi study` and is regenerated by rerunning it; \
-         the settings are in `study_config.json`, every command in the last section.",
-        cfg.model
+         the settings are in `study_config.json`, every command in the last section. The design: fine-tune \
+         the model on exact step-by-step solutions of generated arithmetic problems until it reasons in \
+         steps (a small reasoning model), measure its fingerprint along the way, then train it further \
+         with GRPO and with CorR-PO from the same checkpoint, over {} seeds each.",
+        cfg.model, cfg.rl_seeds
     )));
     let secs = stage_seconds(dir);
     let total: f64 = secs.iter().map(|(_, s)| s).filter(|s| s.is_finite()).sum();
@@ -211,152 +342,161 @@ fn blocks(
         threads
     )));
 
-    // 1. The default model's fingerprint.
-    b.push(Block::H2("1. Fingerprint of the default model".into()));
+    // 1. SFT.
+    b.push(Block::H2(
+        "1. SFT on exact worked solutions: a small reasoning model".into(),
+    ));
     b.push(Block::P(format!(
-        "Its own greedy responses to {} held-out problems per set (up to {} new tokens). Token-level rho \
-         (the level of the paper's figures): Spearman between each token's entropy and the nuclear norms of \
-         the gradient of its logit for q/k/v/o of every layer, on the first {} responses (one gradient per \
-         token). Step-level rho (lines are steps) alongside: on all responses with one gradient of each \
-         step's mean logit (`--step-mode mean-logit`), and on the token-level texts as the mean of the step's \
-         token influences (METHOD's definition, `mean`). Mean over responses with a defined rho (n), \
-         bootstrap 95% CI.",
-        cfg.fp_prompts, cfg.fp_max_new_tokens, cfg.fp_token_prompts
+        "{} steps of {} examples from {} generated problems of one to {MAX_STEPS} steps, each with an exact \
+         worked solution (a line per step ending in its value, then a boxed answer; several layouts and \
+         wordings), lr {}, responses cut at {} tokens, the `boxed` prompt. At step 0 and every {} steps: \
+         greedy accuracy on {} held-out problems of two and three steps (Wilson 95% CI), and step-level rho \
+         (mean-logit) on (a) the checkpoint's own greedy answers to {} held-out problems (paired with step 0 \
+         by prompt) and (b) the exact solutions of those problems, the same texts for every checkpoint \
+         (paired by text). Mean over responses with a defined rho (n), bootstrap 95% CI; paired differences \
+         with a sign-flip permutation test.",
+        cfg.sft_steps,
+        cfg.sft_batch,
+        cfg.sft_traces,
+        cfg.sft_lr,
+        cfg.sft_max_len,
+        cfg.sft_fp_every,
+        cfg.eval_arith,
+        cfg.fp_prompts
     )));
+    let sft_metrics = read_jsonl(&dir.join("sft/metrics.jsonl"));
+    let loss_since = |from: usize, to: usize| -> Option<f64> {
+        let v: Vec<f64> = sft_metrics
+            .iter()
+            .filter(|m| {
+                m["step"]
+                    .as_u64()
+                    .is_some_and(|s| s as usize > from && s as usize <= to)
+            })
+            .filter_map(|m| m["loss"].as_f64())
+            .collect();
+        egi_report::stats::mean(&v)
+    };
+    let cmp_sft = read_json(&dir.join("fp/cmp-sft/compare.json"));
+    let cmp_fixed = read_json(&dir.join("fp/cmp-sft-fixed/compare.json"));
+    let steps = cfg.sft_fp_steps();
     let mut rows = vec![];
     let mut left_out = vec![];
-    for (label, name) in [
-        ("GSM8K test", "base-gsm8k"),
-        ("arithmetic, 1-3 steps", "base-arith"),
-    ] {
-        let (s, t) = (fp(name), fp(&format!("{name}-token")));
+    for (i, &step) in steps.iter().enumerate() {
+        let (own, fixed) = (fp(&format!("sft-{step}")), fp(&format!("sft-{step}-fixed")));
+        let test = |cmp: &Option<Value>, run: String| {
+            if step == 0 {
+                "-".into()
+            } else {
+                paired_cell(&paired_test(cmp, &run, "rho_step"))
+            }
+        };
         rows.push(vec![
-            label.to_string(),
-            rho_cell(&t, "rho_token"),
-            rho_cell(&t, "rho_step"),
-            rho_cell(&s, "rho_step"),
-            s.as_ref()
-                .and_then(|s| s["rho_step"]["frac_negative"].as_f64())
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or("n/a".into()),
+            step.to_string(),
+            if step == 0 {
+                "-".into()
+            } else {
+                loss_since(steps[i - 1], step)
+                    .map(|l| format!("{l:.3}"))
+                    .unwrap_or("n/a".into())
+            },
+            acc_cell(&ev(&format!("sft-{step}-arith23"))),
+            rho_cell(&own, "rho_step"),
+            test(&cmp_sft, format!("sft-{step}")),
+            rho_cell(&fixed, "rho_step"),
+            test(&cmp_fixed, format!("sft-{step}-fixed")),
         ]);
-        for (what, sum, key) in [
-            ("token-level", &t, "rho_token"),
-            ("step-level (mean-logit)", &s, "rho_step"),
-        ] {
-            let ex = excluded(sum, key);
+        for (what, s) in [("own answers", &own), ("fixed texts", &fixed)] {
+            let ex = excluded(s, "rho_step");
             if !ex.is_empty() {
-                left_out.push(format!("{label}, {what}: {}", ex.join("; ")));
+                left_out.push(format!("step {step}, {what}: {}", ex.join("; ")));
             }
         }
     }
     b.push(Block::Table(
         vec![
-            "texts".into(),
-            "rho_token [95% CI] (n)".into(),
-            "rho_step, mean mode, same texts".into(),
-            "rho_step, mean-logit, all texts".into(),
-            "fraction rho_step < 0".into(),
-        ],
-        rows,
-    ));
-    b.push(Block::P(if left_out.is_empty() {
-        "Left out of the means: none (every response has a defined rho).".into()
-    } else {
-        format!("Left out of the means: {}.", left_out.join(". "))
-    }));
-    b.push(Block::P(
-        "Paper (token-level rho): reasoning models -0.649; base models +0.036 (Llama) and -0.171 (Qwen); \
-         safety-aligned +0.005 and +0.148. An instruct model of 135M parameters is none of these."
-            .into(),
-    ));
-
-    // 2. SFT.
-    b.push(Block::H2(
-        "2. Supervised fine-tuning on GSM8K solutions".into(),
-    ));
-    b.push(Block::P(format!(
-        "{} steps of {} GSM8K train solutions each (calculator annotations stripped, `#### N` turned into \
-         a boxed final answer), lr {}, responses cut at {} tokens; the fingerprint of each checkpoint \
-         with its own responses to the same {} GSM8K test problems.",
-        cfg.sft_steps, cfg.sft_batch, cfg.sft_lr, cfg.sft_max_len, cfg.fp_prompts
-    )));
-    let sft_metrics = read_jsonl(&dir.join("sft/metrics.jsonl"));
-    let loss_at = |step: usize| -> Option<f64> {
-        sft_metrics
-            .iter()
-            .find(|m| m["step"].as_u64() == Some(step as u64))
-            .and_then(|m| m["loss"].as_f64())
-    };
-    let cmp_sft = read_json(&dir.join("fp/cmp-sft/compare.json"));
-    let mut rows = vec![];
-    for step in cfg.sft_fp_steps() {
-        let s = if step == 0 {
-            fp("base-gsm8k")
-        } else {
-            fp(&format!("sft-step-{step}"))
-        };
-        let test = paired_test(&cmp_sft, &format!("sft-step-{step}"), "rho_step");
-        rows.push(vec![
-            step.to_string(),
-            loss_at(step)
-                .map(|l| format!("{l:.3}"))
-                .unwrap_or(if step == 0 { "-".into() } else { "n/a".into() }),
-            rho_cell(&s, "rho_step"),
-            if step == 0 {
-                "-".into()
-            } else {
-                paired_cell(&test)
-            },
-        ]);
-    }
-    b.push(Block::Table(
-        vec![
             "SFT step".into(),
-            "training loss (NLL per token)".into(),
-            "rho_step, mean-logit [95% CI] (n)".into(),
-            "paired difference vs step 0 [95% CI] (permutation p, prompts)".into(),
+            "mean training loss since the previous row".into(),
+            "held-out accuracy, 2-3 steps [95% CI]".into(),
+            "(a) rho_step, own answers (n)".into(),
+            "(a) paired difference vs step 0 (p, prompts)".into(),
+            "(b) rho_step, fixed texts (n)".into(),
+            "(b) paired difference vs step 0 (p, texts)".into(),
         ],
         rows,
     ));
-    let mut left_out = vec![];
-    for step in cfg.sft_fp_steps() {
-        let s = if step == 0 {
-            fp("base-gsm8k")
-        } else {
-            fp(&format!("sft-step-{step}"))
-        };
-        let ex = excluded(&s, "rho_step");
-        if !ex.is_empty() {
-            left_out.push(format!("step {step}: {}", ex.join("; ")));
-        }
-    }
     b.push(Block::P(if left_out.is_empty() {
         "Left out of the means: none.".into()
     } else {
         format!("Left out of the means: {}.", left_out.join(". "))
     }));
-    let last = format!("sft-step-{}", cfg.sft_steps);
-    let sft_step_test = paired_test(&cmp_sft, &last, "rho_step");
-    let cmp_sft_token = read_json(&dir.join("fp/cmp-sft-token/compare.json"));
-    let sft_token_test = paired_test(&cmp_sft_token, &format!("{last}-token"), "rho_token");
-    let (t0, tn) = (fp("base-gsm8k-token"), fp(&format!("{last}-token")));
+    let token_test = |kind: &str, measure: &str| {
+        paired_test(
+            &read_json(&dir.join(format!("fp/cmp-sft{kind}-token/compare.json"))),
+            &format!("sft-{last}{kind}-token"),
+            measure,
+        )
+    };
+    let (sft_tok_a, sft_tok_b) = (
+        token_test("", "rho_token"),
+        token_test("-fixed", "rho_token"),
+    );
+    let (sft_mean_a, sft_mean_b) = (token_test("", "rho_step"), token_test("-fixed", "rho_step"));
+    let mut rows = vec![];
+    for (label, kind, tok, mean) in [
+        (
+            "(a) own answers, paired by prompt",
+            "",
+            &sft_tok_a,
+            &sft_mean_a,
+        ),
+        (
+            "(b) fixed texts, paired by text",
+            "-fixed",
+            &sft_tok_b,
+            &sft_mean_b,
+        ),
+    ] {
+        let (t0, tn) = (
+            fp(&format!("sft-0{kind}-token")),
+            fp(&format!("sft-{last}{kind}-token")),
+        );
+        rows.push(vec![
+            label.to_string(),
+            rho_cell(&t0, "rho_token"),
+            rho_cell(&tn, "rho_token"),
+            paired_cell(tok),
+            paired_cell(mean),
+        ]);
+    }
     b.push(Block::P(format!(
-        "Token-level, on the first {} of those prompts: step 0 {}, step {} {}; paired difference {}. \
-         Pairs are the same prompt answered by both checkpoints (each writes its own answer), tested \
-         with a sign-flip permutation test of the per-prompt differences.",
-        cfg.fp_token_prompts,
-        rho_cell(&t0, "rho_token"),
-        cfg.sft_steps,
-        rho_cell(&tn, "rho_token"),
-        paired_cell(&sft_token_test),
+        "Token level (the level of the paper's figures: one gradient per token) on the first {} texts, step 0 \
+         against step {last}; METHOD's `mean` step rho from the same gradients beside it.",
+        cfg.fp_token_prompts
     )));
+    b.push(Block::Table(
+        vec![
+            "texts".into(),
+            "rho_token, step 0 (n)".into(),
+            format!("rho_token, step {last} (n)"),
+            "paired difference, rho_token (p, pairs)".into(),
+            "paired difference, rho_step (mean) (p, pairs)".into(),
+        ],
+        rows,
+    ));
     copy_plot(
         &dir.join("fp/cmp-sft/compare.svg"),
         report,
         "sft-rho.svg",
         &mut b,
-        "Mean rho with 95% CIs at each SFT checkpoint (left to right: step 0 to the last)",
+        "(a) Mean rho_step with 95% CIs at each SFT checkpoint, own answers (left to right: step 0 to the last)",
+    );
+    copy_plot(
+        &dir.join("fp/cmp-sft-fixed/compare.svg"),
+        report,
+        "sft-rho-fixed.svg",
+        &mut b,
+        "(b) Mean rho_step with 95% CIs at each SFT checkpoint, the fixed texts",
     );
     copy_plot(
         &dir.join("plots/sft/curves.svg"),
@@ -371,14 +511,16 @@ fn blocks(
             .into(),
     ));
 
-    // 3. RL.
-    b.push(Block::H2("3. GRPO and CorR-PO".into()));
+    // 2. RL.
+    b.push(Block::H2("2. GRPO and CorR-PO from the SFT model".into()));
     b.push(Block::P(format!(
-        "Both from the default model, seed {}, {} steps of {} prompts x {} responses x {} new tokens, lr {}, \
-         on {} generated arithmetic problems of one to three steps; CorR-PO adds lambda = {} times \
+        "Both from the SFT model (step {last}), seeds {:?}, {} steps of {} prompts x {} responses x {} new \
+         tokens, lr {}, on {} generated problems of one to {MAX_STEPS} steps; CorR-PO adds lambda = {} times \
          -(1 + rho_step) to the reward. Greedy accuracy on held-out problems (Wilson 95% CI), {} per \
-         arithmetic set and {} from GSM8K test, {} new tokens.",
-        cfg.seed,
+         arithmetic set and {} from GSM8K test, {} new tokens. An RL column gives the mean over seeds and \
+         each seed's accuracy. Differences are paired by problem, each problem's accuracy averaged over the \
+         seeds (bootstrap 95% CI over problems, sign-flip permutation p), with each seed's own difference.",
+        cfg.rl_seed_list(),
         cfg.rl_steps,
         cfg.rl_batch_prompts,
         cfg.rl_group_size,
@@ -390,95 +532,181 @@ fn blocks(
         cfg.eval_gsm8k,
         cfg.eval_max_new_tokens
     )));
+    let by_algo = |algo: &str, set: &str| -> Vec<Option<Value>> {
+        runs.iter()
+            .filter(|r| r.algo == algo)
+            .map(|r| ev(&format!("{}-{set}", r.name)))
+            .collect()
+    };
     let mut rows = vec![];
+    let mut diffs: Vec<(String, String, Option<Value>)> = vec![];
     for (label, set) in eval_sets() {
-        let mut row = vec![label];
-        for (_, m) in RL_MODELS {
-            let s = read_json(&dir.join("eval").join(format!("{m}-{set}/summary.json")));
-            let e = s.as_ref().map(|s| s["metrics"]["pass@1"].clone());
-            row.push(acc_ci(
-                e.as_ref().and_then(|e| e["mean"].as_f64()),
-                e.as_ref().and_then(|e| ci(&e["wilson95"])),
-            ));
+        let sft = ev(&format!("sft-{set}"));
+        let mut row = vec![label.clone(), acc_cell(&sft)];
+        for (_, algo) in ALGOS {
+            let accs: Vec<Option<f64>> = by_algo(algo, &set).iter().map(acc_of).collect();
+            let have: Vec<f64> = accs.iter().flatten().copied().collect();
+            row.push(match egi_report::stats::mean(&have) {
+                Some(m) if have.len() == accs.len() => format!(
+                    "{m:.3} ({})",
+                    have.iter()
+                        .map(|a| format!("{a:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "n/a".into(),
+            });
         }
         rows.push(row);
+        let maps = |algo: &str| -> Vec<BTreeMap<String, f64>> {
+            by_algo(algo, &set).iter().map(per_problem).collect()
+        };
+        let sft_map = per_problem(&sft);
+        diffs.push((
+            "GRPO - SFT".into(),
+            label.clone(),
+            pooled(&sft_map, &maps("grpo")),
+        ));
+        diffs.push((
+            "CorR-PO - SFT".into(),
+            label.clone(),
+            pooled(&sft_map, &maps("corr-po")),
+        ));
+        // CorR-PO against GRPO: seed k against seed k, averaged.
+        let g = maps("grpo");
+        let c = maps("corr-po");
+        let g_avg: BTreeMap<String, f64> = if g.iter().any(|m| m.is_empty()) {
+            BTreeMap::new()
+        } else {
+            g[0].keys()
+                .filter(|id| g.iter().all(|m| m.contains_key(*id)))
+                .map(|id| {
+                    (
+                        id.clone(),
+                        g.iter().map(|m| m[id]).sum::<f64>() / g.len() as f64,
+                    )
+                })
+                .collect()
+        };
+        diffs.push(("CorR-PO - GRPO".into(), label, pooled(&g_avg, &c)));
     }
-    let mut head = vec!["held-out set".to_string()];
-    head.extend(RL_MODELS.iter().map(|(l, _)| l.to_string()));
+    let mut head = vec![
+        "held-out set".to_string(),
+        format!("SFT model (step {last})"),
+    ];
+    head.extend(ALGOS.iter().map(|(l, _)| format!("{l}: mean (per seed)")));
     b.push(Block::Table(head, rows));
-    let mut rows = vec![];
-    let mut corr_vs_grpo = vec![];
-    for (a, bm) in [("base", "grpo"), ("base", "corr-po"), ("grpo", "corr-po")] {
-        for (label, set) in eval_sets() {
-            let c = read_json(
-                &dir.join("eval")
-                    .join(format!("compare-{bm}-vs-{a}-{set}.json")),
-            );
-            let d = c.as_ref().and_then(|c| c["mean_difference"].as_f64());
-            let dci = c.as_ref().and_then(|c| ci(&c["difference_ci95"]));
-            if a == "grpo" {
-                let no_power = c.as_ref().is_some_and(|c| c["uninformative"].is_string());
-                corr_vs_grpo.push((label.clone(), dci, no_power));
-            }
-            rows.push(vec![
-                format!("{bm} - {a}"),
-                label,
-                with_ci(d, dci),
-                c.as_ref()
-                    .and_then(|c| c["p_value"].as_f64())
-                    .map(|p| format!("{p:.3}"))
-                    .unwrap_or("n/a".into()),
-                c.as_ref()
-                    .and_then(|c| c["differing_problems"].as_u64())
-                    .map(|d| {
-                        let u = c.as_ref().is_some_and(|c| c["uninformative"].is_string());
-                        format!("{d}{}", if u { " (uninformative)" } else { "" })
-                    })
-                    .unwrap_or("n/a".into()),
-            ]);
-        }
-    }
     b.push(Block::Table(
         vec![
             "difference".into(),
             "set".into(),
-            "accuracy difference [bootstrap 95% CI]".into(),
-            "paired permutation p".into(),
-            "problems that differ".into(),
+            "accuracy difference [95% CI] (p, problems); per seed".into(),
+            "problems that differ (seed-averaged)".into(),
         ],
-        rows,
+        diffs
+            .iter()
+            .map(|(d, set, t)| {
+                vec![
+                    d.clone(),
+                    set.clone(),
+                    pooled_cell(t),
+                    t.as_ref()
+                        .map(|t| {
+                            format!(
+                                "{}{}",
+                                t["differing"],
+                                if t["uninformative"].is_string() {
+                                    " (uninformative)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                        .unwrap_or("n/a".into()),
+                ]
+            })
+            .collect(),
     ));
-    // Training logs.
+    // Training logs and the cost of a step.
+    let metrics: Vec<(String, &'static str, Vec<Value>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                r.algo,
+                read_jsonl(&dir.join("rl").join(&r.name).join("metrics.jsonl")),
+            )
+        })
+        .collect();
+    let col =
+        |ms: &[Value], k: &str| -> Vec<f64> { ms.iter().filter_map(|x| x[k].as_f64()).collect() };
+    let window = |v: &[f64], first: bool| -> Option<f64> {
+        let w = v.len().min(5);
+        egi_report::stats::mean(if first { &v[..w] } else { &v[v.len() - w..] })
+    };
     let mut rows = vec![];
-    for (label, m) in &RL_MODELS[1..] {
-        let ms = read_jsonl(&dir.join("rl").join(m).join("metrics.jsonl"));
-        let avg = |k: &str| -> Option<f64> {
-            let v: Vec<f64> = ms.iter().filter_map(|x| x[k].as_f64()).collect();
-            egi_report::stats::mean(&v)
-        };
-        let med = |k: &str| -> Option<f64> {
-            let v: Vec<f64> = ms.iter().filter_map(|x| x[k].as_f64()).collect();
-            egi_report::stats::median(&v)
-        };
+    for (name, _, ms) in &metrics {
+        let acc = col(ms, "accuracy");
         rows.push(vec![
-            label.to_string(),
+            name.clone(),
             ms.len().to_string(),
-            avg("accuracy")
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or("n/a".into()),
-            f3(avg("rho_mean")),
-            med("seconds_step")
-                .map(|x| format!("{x:.1}"))
-                .unwrap_or("n/a".into()),
+            format!(
+                "{} -> {}",
+                window(&acc, true)
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or("n/a".into()),
+                window(&acc, false)
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or("n/a".into())
+            ),
+            f3(egi_report::stats::mean(&col(ms, "rho_mean"))),
         ]);
     }
     b.push(Block::Table(
         vec![
             "run".into(),
             "steps logged".into(),
-            "mean rollout accuracy".into(),
-            "mean rho_step of rollouts".into(),
-            "median s per step".into(),
+            "rollout accuracy, first 5 -> last 5 steps".into(),
+            "mean rho_step of rollouts (CorR-PO measures it)".into(),
+        ],
+        rows,
+    ));
+    let phase = |algo: &str, k: &str| -> Option<f64> {
+        let v: Vec<f64> = metrics
+            .iter()
+            .filter(|(_, a, _)| *a == algo)
+            .flat_map(|(_, _, ms)| col(ms, k))
+            .collect();
+        egi_report::stats::median(&v)
+    };
+    let mut rows = vec![];
+    for (label, k) in [
+        ("rollout (generation)", "seconds_rollout"),
+        ("rewards (verifier)", "seconds_reward"),
+        ("fingerprint of the rollouts", "seconds_fingerprint"),
+        ("whole step (with the update)", "seconds_step"),
+    ] {
+        let (g, c) = (phase("grpo", k), phase("corr-po", k));
+        rows.push(vec![
+            label.into(),
+            g.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
+            c.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
+            match (g, c) {
+                (Some(g), Some(c)) if g > 0.0 => format!("{:.2}", c / g),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    b.push(Block::P(
+        "The cost of a step, median seconds over every step of every seed (from metrics.jsonl):"
+            .into(),
+    ));
+    b.push(Block::Table(
+        vec![
+            "phase".into(),
+            "GRPO s".into(),
+            "CorR-PO s".into(),
+            "CorR-PO / GRPO".into(),
         ],
         rows,
     ));
@@ -487,59 +715,86 @@ fn blocks(
         report,
         "rl-curves.svg",
         &mut b,
-        "GRPO vs CorR-PO training curves",
+        "GRPO and CorR-PO training curves, every seed",
     );
-    // Fingerprint after RL, paired on the default model's texts.
+
+    // The fingerprint after RL on the fixed texts.
+    let base_fixed = format!("sft-{last}-fixed");
     let cmp = read_json(&dir.join("fp/cmp-rl/compare.json"));
     let cmp_token = read_json(&dir.join("fp/cmp-rl-token/compare.json"));
-    let mut rows = vec![];
-    let mut rl_rho = vec![];
-    for (label, m) in RL_MODELS {
-        let (s, t) = (fp(&format!("{m}-arith")), fp(&format!("{m}-arith-token")));
-        let step_test = paired_test(&cmp, &format!("{m}-arith"), "rho_step");
-        let token_test = paired_test(&cmp_token, &format!("{m}-arith-token"), "rho_token");
-        let base = m == "base";
+    let mut rows = vec![vec![
+        format!("SFT model (step {last})"),
+        rho_cell(&fp(&format!("{base_fixed}-token")), "rho_token"),
+        "-".into(),
+        rho_cell(&fp(&base_fixed), "rho_step"),
+        "-".into(),
+    ]];
+    for r in &runs {
+        let m = format!("{}-fixed", r.name);
+        let first = r.seed == cfg.seed;
         rows.push(vec![
-            label.to_string(),
-            rho_cell(&t, "rho_token"),
-            if base {
-                "-".into()
+            r.name.clone(),
+            if first {
+                rho_cell(&fp(&format!("{m}-token")), "rho_token")
             } else {
-                paired_cell(&token_test)
-            },
-            rho_cell(&s, "rho_step"),
-            if base {
                 "-".into()
-            } else {
-                paired_cell(&step_test)
             },
+            if first {
+                paired_cell(&paired_test(&cmp_token, &format!("{m}-token"), "rho_token"))
+            } else {
+                "-".into()
+            },
+            rho_cell(&fp(&m), "rho_step"),
+            paired_cell(&paired_test(&cmp, &m, "rho_step")),
         ]);
-        if !base {
-            rl_rho.push((label.to_string(), token_test, step_test));
-        }
     }
     b.push(Block::P(format!(
-        "The fingerprint after RL, measured on the same texts (the default model's responses to the \
-         held-out arithmetic problems), so the differences are paired by text: token-level on the first {}, \
-         step-level (mean-logit) on all.",
-        cfg.fp_token_prompts
+        "The fingerprint after RL on the fixed texts (the exact solutions of the {} held-out problems), paired \
+         by text with the SFT model's: step level (mean-logit) for every seed, token level for seed {} on the \
+         first {} texts.",
+        cfg.fp_prompts, cfg.seed, cfg.fp_token_prompts
     )));
     b.push(Block::Table(
         vec![
             "model".into(),
-            "rho_token [95% CI] (n)".into(),
-            "paired difference vs default model (p, texts)".into(),
-            "rho_step [95% CI] (n)".into(),
-            "paired difference vs default model (p, texts)".into(),
+            "rho_token (n)".into(),
+            "paired difference vs SFT model (p, texts)".into(),
+            "rho_step (n)".into(),
+            "paired difference vs SFT model (p, texts)".into(),
         ],
         rows,
     ));
+    let base_rho = per_text(dir, &base_fixed, "rho_step");
+    let rl_rho: Vec<(&str, Option<Value>, Option<Value>)> = ALGOS
+        .iter()
+        .map(|(label, algo)| {
+            let maps: Vec<BTreeMap<String, f64>> = runs
+                .iter()
+                .filter(|r| r.algo == *algo)
+                .map(|r| per_text(dir, &format!("{}-fixed", r.name), "rho_step"))
+                .collect();
+            let token = paired_test(
+                &cmp_token,
+                &format!("{algo}-s{}-fixed-token", cfg.seed),
+                "rho_token",
+            );
+            (*label, pooled(&base_rho, &maps), token)
+        })
+        .collect();
+    b.push(Block::P(format!(
+        "Pooled over seeds (each text's rho_step averaged over the seeds, paired with the SFT model's): {}.",
+        rl_rho
+            .iter()
+            .map(|(l, t, _)| format!("{l} {}", pooled_cell(t)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )));
     copy_plot(
         &dir.join("fp/cmp-rl/compare.svg"),
         report,
         "rl-rho.svg",
         &mut b,
-        "Mean rho with 95% CIs: default model, after GRPO, after CorR-PO",
+        "Mean rho_step with 95% CIs on the fixed texts: the SFT model, then every RL run",
     );
     b.push(Block::P(
         "Paper: GRPO from the base model drives rho negative (-0.36 within 100 steps); CorR-PO improves \
@@ -547,104 +802,101 @@ fn blocks(
             .into(),
     ));
 
-    // 4. Verdicts.
-    b.push(Block::H2("4. Verdicts".into()));
-    let (gs, gt) = (fp("base-gsm8k"), fp("base-gsm8k-token"));
-    let (as_, at) = (fp("base-arith"), fp("base-arith-token"));
+    // 3. Verdicts.
+    b.push(Block::H2("3. Verdicts".into()));
+    let (own_t, own_s) = (fp(&format!("sft-{last}-token")), fp(&format!("sft-{last}")));
+    let base_t = fp("sft-0-token");
     let sign = |s: &Option<Value>, key: &str| {
         let (_, c) = rho(s, key);
         verdict(c, defined(s, key), -1.0)
     };
-    let corr_verdict = {
-        let usable: Vec<_> = corr_vs_grpo.iter().filter(|(_, _, u)| !u).collect();
-        let up = usable
+    let sft_step_a = paired_test(&cmp_sft, &format!("sft-{last}"), "rho_step");
+    let sft_step_b = paired_test(&cmp_fixed, &format!("sft-{last}-fixed"), "rho_step");
+    let acc_tests = |d: &str| -> Vec<Option<Value>> {
+        diffs
             .iter()
-            .filter(|(_, c, _)| c.is_some_and(|(l, _)| l > 0.0))
-            .count();
-        let down = usable
+            .filter(|(x, _, _)| x == d)
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    };
+    let acc_text = |d: &str| -> String {
+        diffs
             .iter()
-            .filter(|(_, c, _)| c.is_some_and(|(_, h)| h < 0.0))
-            .count();
-        if corr_vs_grpo.iter().all(|(_, c, _)| c.is_none()) {
-            NO_CI.to_string()
-        } else if usable.is_empty() {
-            "uninformative (on every held-out set too few problems differ between the two models)"
-                .into()
-        } else if up > 0 && down == 0 {
-            "supported".into()
-        } else if down > 0 && up == 0 {
-            "not supported".into()
-        } else {
-            "inconclusive at this scale".into()
-        }
+            .filter(|(x, _, _)| x == d)
+            .map(|(_, set, t)| {
+                format!(
+                    "{set}: {}",
+                    t.as_ref()
+                        .map(|t| with_ci(t["mean_difference"].as_f64(), ci(&t["difference_ci95"])))
+                        .unwrap_or("n/a".into())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     let mut rows = vec![
         vec![
-            "A reasoning-capable model shows negative rho".into(),
+            "A reasoning model shows negative rho".into(),
             "-0.649 (token-level, reasoning models)".into(),
             format!(
-                "token: GSM8K {}, arithmetic {}; step: GSM8K {}, arithmetic {}",
-                rho_cell(&gt, "rho_token"),
-                rho_cell(&at, "rho_token"),
-                rho_cell(&gs, "rho_step"),
-                rho_cell(&as_, "rho_step")
+                "SFT model, own answers: token {}, step {}; the default model (step 0): token {}",
+                rho_cell(&own_t, "rho_token"),
+                rho_cell(&own_s, "rho_step"),
+                rho_cell(&base_t, "rho_token")
             ),
             format!(
-                "token: GSM8K {}, arithmetic {}; step: GSM8K {}, arithmetic {}",
-                sign(&gt, "rho_token"),
-                sign(&at, "rho_token"),
-                sign(&gs, "rho_step"),
-                sign(&as_, "rho_step")
+                "SFT model: token {}; step {}",
+                sign(&own_t, "rho_token"),
+                sign(&own_s, "rho_step")
             ),
         ],
         vec![
             "SFT on reasoning traces lowers rho".into(),
             "token-level +0.036 -> -0.468 in 200 steps (Llama-3.1-8B)".into(),
             format!(
-                "step {} vs step 0, paired by prompt: token {}; step {}",
-                cfg.sft_steps,
-                paired_cell(&sft_token_test),
-                paired_cell(&sft_step_test)
+                "step {last} vs step 0: token (a) {}, (b) {}; step (a) {}, (b) {}",
+                paired_cell(&sft_tok_a),
+                paired_cell(&sft_tok_b),
+                paired_cell(&sft_step_a),
+                paired_cell(&sft_step_b)
             ),
             format!(
-                "token: {}; step: {}",
-                paired_verdict(&sft_token_test),
-                paired_verdict(&sft_step_test)
+                "token: (a) {}, (b) {}; step: (a) {}, (b) {}",
+                paired_verdict(&sft_tok_a, -1.0),
+                paired_verdict(&sft_tok_b, -1.0),
+                paired_verdict(&sft_step_a, -1.0),
+                paired_verdict(&sft_step_b, -1.0)
             ),
         ],
     ];
-    for (label, token, step) in &rl_rho {
+    for (label, pooled_step, token) in &rl_rho {
         rows.push(vec![
             format!("{label} lowers rho"),
             "-0.36 within 100 GRPO steps".into(),
             format!(
-                "paired by text: token {}; step {}",
-                paired_cell(token),
-                paired_cell(step)
+                "fixed texts, paired by text: step, pooled over seeds {}; token, seed {} {}",
+                pooled_cell(pooled_step),
+                cfg.seed,
+                paired_cell(token)
             ),
             format!(
-                "token: {}; step: {}",
-                paired_verdict(token),
-                paired_verdict(step)
+                "step: {}; token: {}",
+                paired_verdict(pooled_step, -1.0),
+                paired_verdict(token, -1.0)
             ),
         ]);
     }
     rows.push(vec![
+        "GRPO raises held-out accuracy".into(),
+        "the premise of RLVR".into(),
+        acc_text("GRPO - SFT"),
+        across_sets(&acc_tests("GRPO - SFT"), 1.0),
+    ]);
+    rows.push(vec![
         "CorR-PO is more accurate than GRPO".into(),
         "higher Pass@1 on AIME24 / MATH-500 / GSM8K".into(),
-        corr_vs_grpo
-            .iter()
-            .map(|(l, c, u)| {
-                format!(
-                    "{l}: {}{}",
-                    c.map(|(a, b)| format!("[{a:+.3}, {b:+.3}]"))
-                        .unwrap_or("n/a".into()),
-                    if *u { " (uninformative)" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        corr_verdict,
+        acc_text("CorR-PO - GRPO"),
+        across_sets(&acc_tests("CorR-PO - GRPO"), 1.0),
     ]);
     b.push(Block::Table(
         vec![
@@ -658,26 +910,29 @@ fn blocks(
     b.push(Block::P(
         "Rules (level 0.05): a claim about the sign of rho is supported when the 95% CI of the mean excludes 0 \
          on the predicted side, not supported when it excludes 0 on the other side, inconclusive otherwise. A \
-         change of rho (SFT, RL) is tested on paired differences (SFT: the same prompt at both checkpoints; RL: \
-         the same text scored by both models) with an exact or sampled sign-flip permutation test: supported \
-         when the mean difference is negative with p < 0.05, not supported when positive with p < 0.05, \
-         inconclusive otherwise. CorR-PO beats GRPO when the CI of the paired accuracy difference lies above 0 \
-         on some held-out set and below 0 on none. Uninformative, unlike inconclusive, means the comparison \
-         could not have found an effect: fewer than 6 responses with a defined rho or fewer than 6 nonzero \
-         paired differences (with n nonzero values the exact test's smallest p is 2^(1-n), above 0.05 for \
-         n <= 5), or all differences 0 (both accuracies at the floor). Token-level verdicts are the ones to set \
-         beside the paper's token-level figures; step-level ones are shown alongside."
+         change (of rho, of accuracy) is tested on paired differences (SFT: the same prompt or the same text \
+         at both checkpoints; RL: the same text or problem, averaged over the seeds) with an exact or sampled \
+         sign-flip permutation test: supported when the mean difference has the predicted sign with p < 0.05, \
+         not supported when it has the other sign with p < 0.05, inconclusive otherwise. An accuracy claim \
+         over several held-out sets is supported when the CI lies on the predicted side of 0 on some set and \
+         on the other side on none. Uninformative, unlike inconclusive, means the comparison could not have \
+         found an effect: fewer than 6 responses with a defined rho or fewer than 6 nonzero paired \
+         differences (with n nonzero values the exact test's smallest p is 2^(1-n), above 0.05 for n <= 5). \
+         Token-level verdicts are the ones to set beside the paper's token-level figures."
             .into(),
     ));
     b.push(Block::P(
-        "Caveats: a 135M-parameter instruct model is far from the paper's 1.5B-8B reasoning models; few prompts \
-         per measurement give wide CIs; RL and SFT budgets are small fractions of the paper's; the default \
-         model answers few GSM8K problems, so GSM8K accuracies sit near 0."
+        "Caveats: a 135M-parameter model fine-tuned on synthetic arithmetic is a reasoning model only in the \
+         narrow sense of writing one exact step per line; the paper's models are 1.5B-8B and trained on \
+         competition mathematics. Few prompts per measurement give wide CIs; RL budgets are small \
+         fractions of the paper's; pooling over seeds averages each problem's outcome over the seeds, so the \
+         CI is over problems, and the seed-to-seed spread is shown beside it. GRPO does not compute rho of \
+         its rollouts; its change of rho is measured on the fixed texts after training."
             .into(),
     ));
 
-    // 5. Commands.
-    b.push(Block::H2("5. Commands".into()));
+    // 4. Commands.
+    b.push(Block::H2("4. Commands".into()));
     b.push(Block::P(
         "Run in this order by `egi study` (each stage's log is in logs/, its time in stages/):"
             .into(),
@@ -913,8 +1168,74 @@ fn sources(dir: &Path) -> Value {
         }
     }
     add("sft/metrics.jsonl".into());
-    for (_, m) in &RL_MODELS[1..] {
+    let mut runs: Vec<String> = std::fs::read_dir(dir.join("rl"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    for m in runs {
         add(format!("rl/{m}/metrics.jsonl"));
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        v.iter().map(|(k, x)| (k.to_string(), *x)).collect()
+    }
+
+    /// Seeds are averaged item by item, on the items every run and the baseline share.
+    #[test]
+    fn pooled_averages_the_seeds_per_item() {
+        let base = map(&[("a", 0.0), ("b", 1.0), ("c", 0.0), ("d", 1.0)]);
+        let r1 = map(&[("a", 1.0), ("b", 1.0), ("c", 0.0), ("d", 0.0)]);
+        let r2 = map(&[("a", 0.0), ("b", 0.0), ("c", 1.0)]);
+        let t = pooled(&base, &[r1, r2]).unwrap();
+        assert_eq!(t["pairs"], 3, "d is missing from the second run");
+        // Averaged: a 0.5 - 0, b 0.5 - 1, c 0.5 - 0.
+        let d = t["mean_difference"].as_f64().unwrap();
+        assert!((d - 0.5 / 3.0).abs() < 1e-12, "{d}");
+        let per: Vec<f64> = t["per_run_mean_difference"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(
+            (per[0] - 1.0 / 3.0).abs() < 1e-12 && per[1].abs() < 1e-12,
+            "{per:?}"
+        );
+        assert_eq!(t["differing"], 3);
+        assert!(
+            t["uninformative"].is_string(),
+            "3 pairs cannot reach p < 0.05"
+        );
+        // Exact sign-flip p over 3 pairs of +-0.5: every sign pattern has |sum| >= 0.5.
+        assert_eq!(t["p_value"], 1.0);
+        assert!(pooled(&base, &[]).is_none());
+        assert!(pooled(&base, &[BTreeMap::new()]).is_none());
+    }
+
+    #[test]
+    fn a_claim_over_sets_needs_one_set_for_and_none_against() {
+        let t = |l: f64, h: f64| Some(json!({"difference_ci95": [l, h], "uninformative": null}));
+        assert_eq!(across_sets(&[t(0.1, 0.3), t(-0.1, 0.2)], 1.0), "supported");
+        assert_eq!(
+            across_sets(&[t(0.1, 0.3), t(-0.3, -0.1)], 1.0),
+            "inconclusive at this scale"
+        );
+        assert_eq!(across_sets(&[t(-0.3, -0.1), None], 1.0), "not supported");
+        assert_eq!(
+            across_sets(&[t(-0.1, 0.1)], 1.0),
+            "inconclusive at this scale"
+        );
+        let u = Some(json!({"difference_ci95": [0.1, 0.3], "uninformative": "too few"}));
+        assert!(across_sets(&[u], 1.0).starts_with("uninformative"));
+        assert_eq!(across_sets(&[None, None], 1.0), NO_CI);
+    }
 }

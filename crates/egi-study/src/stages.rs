@@ -1,20 +1,42 @@
-//! The study as a fixed list of egi commands: data, fingerprints, SFT, GRPO and CorR-PO,
-//! evaluations, comparisons, plots. Paths are under the study's folder.
+//! The study as a fixed list of egi commands: data (exact worked solutions for SFT, problems
+//! for RL, held-out sets), SFT into a reasoning model with the fingerprint and accuracy at
+//! checkpoints, GRPO and CorR-PO from the SFT model over several seeds, evaluations,
+//! fingerprints after RL, comparisons, plots. Paths are under the study's folder.
 
 use std::path::Path;
 
 use crate::config::StudyConfig;
 
-/// The models compared after RL, in report order: (label, output name).
-pub const RL_MODELS: [(&str, &str); 3] = [
-    ("default model", "base"),
-    ("GRPO", "grpo"),
-    ("CorR-PO", "corr-po"),
-];
+/// The RL algorithms compared, in report order: (label, `--algo` name).
+pub const ALGOS: [(&str, &str); 2] = [("GRPO", "grpo"), ("CorR-PO", "corr-po")];
+
+/// Largest number of steps of the generated arithmetic problems.
+pub const MAX_STEPS: usize = 4;
+
+/// One RL run: algorithm (`--algo` name), seed, and its name (`grpo-s1`: rl/NAME, eval/NAME-*).
+pub struct RlRun {
+    pub algo: &'static str,
+    pub seed: u64,
+    pub name: String,
+}
+
+/// Every RL run of the study: each algorithm at each seed.
+pub fn rl_runs(c: &StudyConfig) -> Vec<RlRun> {
+    ALGOS
+        .iter()
+        .flat_map(|(_, algo)| {
+            c.rl_seed_list().into_iter().map(move |seed| RlRun {
+                algo,
+                seed,
+                name: format!("{algo}-s{seed}"),
+            })
+        })
+        .collect()
+}
 
 /// Held-out evaluation sets: (label, output name).
 pub fn eval_sets() -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = (1..=3)
+    let mut v: Vec<(String, String)> = (1..=MAX_STEPS)
         .map(|k| {
             (
                 format!("arithmetic, {k} step{}", if k > 1 { "s" } else { "" }),
@@ -39,15 +61,21 @@ fn ckpt(run: &Path, step: usize) -> String {
         .to_string()
 }
 
+/// The model at SFT step `step` (step 0: the study's model).
+pub fn sft_model(c: &StudyConfig, dir: &Path, step: usize) -> String {
+    if step == 0 {
+        c.model.clone()
+    } else {
+        ckpt(&dir.join("sft"), step)
+    }
+}
+
 /// The study's commands, in order. Paths are under `dir`.
 pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
     let p = |s: &str| dir.join(s).display().to_string();
-    let (gsm_test, gsm_train) = match &c.data_dir {
-        None => ("gsm8k".to_string(), "gsm8k-train".to_string()),
-        Some(d) => (
-            Path::new(d).join("gsm8k/test.jsonl").display().to_string(),
-            Path::new(d).join("gsm8k/train.jsonl").display().to_string(),
-        ),
+    let gsm_test = match &c.data_dir {
+        None => "gsm8k".to_string(),
+        Some(d) => Path::new(d).join("gsm8k/test.jsonl").display().to_string(),
     };
     let mut st: Vec<Stage> = vec![];
     let mut add = |name: &str, args: Vec<String>| {
@@ -59,63 +87,98 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
     let s = |x: &str| x.to_string();
     let n = |x: usize| x.to_string();
     let f = |x: f64| format!("{x}");
-    // 1. Data: RL training problems, held-out problems by step count, a mixed held-out set.
-    add(
-        "data-train",
-        vec![
+    let last = c.sft_steps;
+    let sft_final = sft_model(c, dir, last);
+
+    // 1. Data, each set from its own seed: SFT traces, RL problems, held-out problems by step
+    // count, the 2-3 step set of the SFT checkpoints, and the fingerprint's problems (with
+    // their exact solutions: the fixed texts every model scores).
+    let data = |n_: usize, seed: u64, steps: &str, out: &str, solutions: bool| {
+        let mut v = vec![
             s("data"),
             s("arith"),
             s("--n"),
-            n(c.rl_train_problems),
+            n(n_),
             s("--seed"),
-            n(c.seed as usize),
+            seed.to_string(),
             s("--steps"),
-            s("1..3"),
+            s(steps),
             s("--out"),
-            p("data/arith-train.jsonl"),
-        ],
+            p(out),
+        ];
+        if solutions {
+            v.push(s("--solutions"));
+        }
+        v
+    };
+    let all_steps = format!("1..{MAX_STEPS}");
+    add(
+        "data-sft",
+        data(
+            c.sft_traces,
+            c.seed + 3000,
+            &all_steps,
+            "data/sft-traces.jsonl",
+            true,
+        ),
     );
-    for k in 1..=3 {
+    add(
+        "data-train",
+        data(
+            c.rl_train_problems,
+            c.seed,
+            &all_steps,
+            "data/arith-train.jsonl",
+            false,
+        ),
+    );
+    for k in 1..=MAX_STEPS {
         add(
             &format!("data-heldout-{k}"),
-            vec![
-                s("data"),
-                s("arith"),
-                s("--n"),
-                n(c.eval_arith),
-                s("--seed"),
-                n(c.seed as usize + 1000 + k),
-                s("--steps"),
-                format!("{k}..{k}"),
-                s("--out"),
-                p(&format!("data/arith-heldout-{k}.jsonl")),
-            ],
+            data(
+                c.eval_arith,
+                c.seed + 1000 + k as u64,
+                &format!("{k}..{k}"),
+                &format!("data/arith-heldout-{k}.jsonl"),
+                false,
+            ),
         );
     }
     add(
-        "data-heldout-mixed",
-        vec![
-            s("data"),
-            s("arith"),
-            s("--n"),
-            n(c.fp_prompts),
-            s("--seed"),
-            n(c.seed as usize + 2000),
-            s("--steps"),
-            s("1..3"),
-            s("--out"),
-            p("data/arith-heldout-mixed.jsonl"),
-        ],
+        "data-heldout-sft",
+        data(
+            c.eval_arith,
+            c.seed + 1500,
+            "2..3",
+            "data/arith-heldout-sft.jsonl",
+            false,
+        ),
     );
-    // 2. Fingerprint of the model with its own responses.
-    let fp = |model: &str, data: &str, out: String| -> Vec<String> {
+    add(
+        "data-heldout-fp",
+        data(
+            c.fp_prompts,
+            c.seed + 2000,
+            &all_steps,
+            "data/arith-heldout-fp.jsonl",
+            true,
+        ),
+    );
+    let fp_data = p("data/arith-heldout-fp.jsonl");
+
+    // Fingerprint commands: (a) the model's own greedy answers to the fingerprint's problems,
+    // (b) the fixed texts (the problems' exact solutions) scored by the model; step level
+    // (mean-logit), or token level on the first fp_token_prompts texts of a measurement.
+    let fp_own = |model: &str, out: &str| -> Vec<String> {
         vec![
             s("fingerprint"),
             s("--model"),
             s(model),
             s("--generate"),
             s("--data"),
-            s(data),
+            fp_data.clone(),
+            s("--template"),
+            s("boxed"),
             s("--n-prompts"),
             n(c.fp_prompts),
             s("--max-new-tokens"),
@@ -123,19 +186,71 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             s("--step-mode"),
             s("mean-logit"),
             s("--out"),
-            out,
+            p(&format!("fp/{out}")),
         ]
     };
-    add("fp-base-gsm8k", fp(&c.model, &gsm_test, p("fp/base-gsm8k")));
-    add(
-        "fp-base-arith",
-        fp(
-            &c.model,
-            &p("data/arith-heldout-mixed.jsonl"),
-            p("fp/base-arith"),
-        ),
-    );
-    // 3. SFT on GSM8K solutions, the fingerprint at checkpoints.
+    let fp_fixed = |model: &str, out: &str| -> Vec<String> {
+        vec![
+            s("fingerprint"),
+            s("--model"),
+            s(model),
+            s("--input"),
+            fp_data.clone(),
+            s("--template"),
+            s("boxed"),
+            s("--step-mode"),
+            s("mean-logit"),
+            s("--out"),
+            p(&format!("fp/{out}")),
+        ]
+    };
+    // Token level on the texts of a step measurement (its responses.jsonl holds the prompts
+    // as rendered); METHOD's `mean` step rho comes with it.
+    let fp_token = |model: &str, texts: &str, out: &str| -> Vec<String> {
+        vec![
+            s("fingerprint"),
+            s("--model"),
+            s(model),
+            s("--input"),
+            p(&format!("fp/{texts}/responses.jsonl")),
+            s("--limit"),
+            n(c.fp_token_prompts),
+            s("--step-mode"),
+            s("mean"),
+            s("--out"),
+            p(&format!("fp/{out}")),
+        ]
+    };
+    let compare = |runs: Vec<String>, out: &str, pair_by: &str| -> Vec<String> {
+        let mut v = vec![s("fingerprint"), s("compare")];
+        v.extend(runs.iter().map(|r| p(&format!("fp/{r}"))));
+        v.extend([
+            s("--out"),
+            p(&format!("fp/{out}")),
+            s("--pair-by"),
+            s(pair_by),
+        ]);
+        v
+    };
+    let eval = |model: &str, bench: String, limit: usize, out: &str| -> Vec<String> {
+        vec![
+            s("eval"),
+            s("--model"),
+            s(model),
+            s("--bench"),
+            bench,
+            s("--limit"),
+            n(limit),
+            s("--greedy"),
+            s("--max-new-tokens"),
+            n(c.eval_max_new_tokens),
+            s("--out"),
+            p(&format!("eval/{out}")),
+        ]
+    };
+
+    // 2. SFT on the traces; at step 0 and every sft_fp_every steps: greedy held-out accuracy
+    // and the fingerprint on (a) and (b).
     let sft = dir.join("sft");
     add(
         "sft",
@@ -144,7 +259,7 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             s("--model"),
             c.model.clone(),
             s("--data"),
-            gsm_train,
+            p("data/sft-traces.jsonl"),
             s("--out"),
             sft.display().to_string(),
             s("--resume"),
@@ -164,20 +279,62 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             n(c.seed as usize),
         ],
     );
-    let mut sft_fps = vec![p("fp/base-gsm8k")];
-    for step in c.sft_fp_steps().into_iter().filter(|&s| s > 0) {
-        let out = p(&format!("fp/sft-step-{step}"));
+    let steps = c.sft_fp_steps();
+    for &step in &steps {
+        let model = sft_model(c, dir, step);
+        add(
+            &format!("eval-sft-{step}"),
+            eval(
+                &model,
+                p("data/arith-heldout-sft.jsonl"),
+                c.eval_arith,
+                &format!("sft-{step}-arith23"),
+            ),
+        );
         add(
             &format!("fp-sft-{step}"),
-            fp(&ckpt(&sft, step), &gsm_test, out.clone()),
+            fp_own(&model, &format!("sft-{step}")),
         );
-        sft_fps.push(out);
+        add(
+            &format!("fp-sft-{step}-fixed"),
+            fp_fixed(&model, &format!("sft-{step}-fixed")),
+        );
     }
-    // Each checkpoint answers the same prompts itself: paired by prompt.
-    let mut cmp = vec![s("fingerprint"), s("compare")];
-    cmp.extend(sft_fps);
-    cmp.extend([s("--out"), p("fp/cmp-sft"), s("--pair-by"), s("prompt")]);
-    add("fp-compare-sft", cmp);
+    let names = |suffix: &str| -> Vec<String> {
+        steps.iter().map(|k| format!("sft-{k}{suffix}")).collect()
+    };
+    // (a) pairs the same prompt answered by each checkpoint; (b) the same text.
+    add("fp-compare-sft", compare(names(""), "cmp-sft", "prompt"));
+    add(
+        "fp-compare-sft-fixed",
+        compare(names("-fixed"), "cmp-sft-fixed", "text"),
+    );
+    for step in [0, last] {
+        let model = sft_model(c, dir, step);
+        for kind in ["", "-fixed"] {
+            add(
+                &format!("fp-sft-{step}{kind}-token"),
+                fp_token(
+                    &model,
+                    &format!("sft-{step}{kind}"),
+                    &format!("sft-{step}{kind}-token"),
+                ),
+            );
+        }
+    }
+    for (kind, pair_by) in [("", "prompt"), ("-fixed", "text")] {
+        add(
+            &format!("fp-compare-sft{kind}-token"),
+            compare(
+                vec![
+                    format!("sft-0{kind}-token"),
+                    format!("sft-{last}{kind}-token"),
+                ],
+                &format!("cmp-sft{kind}-token"),
+                pair_by,
+            ),
+        );
+    }
     add(
         "plot-sft",
         vec![
@@ -186,23 +343,25 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             s("--out"),
             p("plots/sft"),
             s("--title"),
-            s("SFT on GSM8K solutions"),
+            s("SFT on exact arithmetic solutions"),
         ],
     );
-    // 4. GRPO and CorR-PO from the same model, seed, data and budget.
-    for (_, algo) in &RL_MODELS[1..] {
+
+    // 3. GRPO and CorR-PO from the SFT model: same data, budget and seeds.
+    let runs = rl_runs(c);
+    for r in &runs {
         add(
-            &format!("train-{algo}"),
+            &format!("train-{}", r.name),
             vec![
                 s("train"),
                 s("--algo"),
-                s(algo),
+                s(r.algo),
                 s("--model"),
-                c.model.clone(),
+                sft_final.clone(),
                 s("--data"),
                 p("data/arith-train.jsonl"),
                 s("--out"),
-                p(&format!("rl/{algo}")),
+                p(&format!("rl/{}", r.name)),
                 s("--resume"),
                 s("--max-steps"),
                 n(c.rl_steps),
@@ -219,30 +378,29 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
                 s("--save-every"),
                 n(c.rl_steps.div_ceil(2)),
                 s("--seed"),
-                n(c.seed as usize),
+                r.seed.to_string(),
             ],
         );
     }
-    add(
-        "plot-rl",
-        vec![
-            s("plot"),
-            p("rl/grpo"),
-            p("rl/corr-po"),
-            s("--out"),
-            p("plots/rl"),
-            s("--title"),
-            s("GRPO vs CorR-PO"),
-        ],
-    );
-    // 5. Held-out evaluation of the three models, and paired comparisons.
-    let model_of = |name: &str| -> String {
-        match name {
-            "base" => c.model.clone(),
-            algo => ckpt(&dir.join("rl").join(algo), c.rl_steps),
-        }
-    };
-    for (_, m) in RL_MODELS {
+    let mut plot = vec![s("plot")];
+    plot.extend(runs.iter().map(|r| p(&format!("rl/{}", r.name))));
+    plot.extend([
+        s("--out"),
+        p("plots/rl"),
+        s("--title"),
+        s("GRPO vs CorR-PO from the SFT model"),
+    ]);
+    add("plot-rl", plot);
+
+    // 4. Held-out accuracy of the SFT model and of every RL run, by set.
+    let mut models = vec![("sft".to_string(), sft_final.clone())];
+    models.extend(runs.iter().map(|r| {
+        (
+            r.name.clone(),
+            ckpt(&dir.join("rl").join(&r.name), c.rl_steps),
+        )
+    }));
+    for (m, model) in &models {
         for (_, set) in eval_sets() {
             let (bench, limit) = if set == "gsm8k" {
                 (gsm_test.clone(), c.eval_gsm8k)
@@ -254,122 +412,38 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
             };
             add(
                 &format!("eval-{m}-{set}"),
-                vec![
-                    s("eval"),
-                    s("--model"),
-                    model_of(m),
-                    s("--bench"),
-                    bench,
-                    s("--limit"),
-                    n(limit),
-                    s("--greedy"),
-                    s("--max-new-tokens"),
-                    n(c.eval_max_new_tokens),
-                    s("--out"),
-                    p(&format!("eval/{m}-{set}")),
-                ],
+                eval(model, bench, limit, &format!("{m}-{set}")),
             );
         }
     }
-    for (a, b) in [("base", "grpo"), ("base", "corr-po"), ("grpo", "corr-po")] {
-        for (_, set) in eval_sets() {
-            add(
-                &format!("compare-{b}-vs-{a}-{set}"),
-                vec![
-                    s("eval"),
-                    s("compare"),
-                    p(&format!("eval/{a}-{set}")),
-                    p(&format!("eval/{b}-{set}")),
-                    s("--out"),
-                    p(&format!("eval/compare-{b}-vs-{a}-{set}.json")),
-                ],
-            );
-        }
-    }
-    // 6. The fingerprint after RL, on the same texts as the default model's (paired tests).
-    for (_, m) in &RL_MODELS[1..] {
+
+    // 5. The fingerprint after RL on the fixed texts, paired by text with the SFT model's;
+    // token level for the first seed.
+    for (m, model) in &models[1..] {
         add(
-            &format!("fp-{m}-arith"),
-            vec![
-                s("fingerprint"),
-                s("--model"),
-                model_of(m),
-                s("--input"),
-                p("fp/base-arith/responses.jsonl"),
-                s("--step-mode"),
-                s("mean-logit"),
-                s("--out"),
-                p(&format!("fp/{m}-arith")),
-            ],
+            &format!("fp-{m}-fixed"),
+            fp_fixed(model, &format!("{m}-fixed")),
         );
     }
-    add(
-        "fp-compare-rl",
-        vec![
-            s("fingerprint"),
-            s("compare"),
-            p("fp/base-arith"),
-            p("fp/grpo-arith"),
-            p("fp/corr-po-arith"),
-            s("--out"),
-            p("fp/cmp-rl"),
-        ],
-    );
-    // 7. Token-level rho, the level of the paper's figures, on the first fp_token_prompts
-    // texts of the step measurements above (METHOD's `mean` step rho comes with it).
-    let token_fp = |model: String, texts: &str, out: &str| -> Vec<String> {
-        vec![
-            s("fingerprint"),
-            s("--model"),
-            model,
-            s("--input"),
-            p(&format!("fp/{texts}/responses.jsonl")),
-            s("--limit"),
-            n(c.fp_token_prompts),
-            s("--step-mode"),
-            s("mean"),
-            s("--out"),
-            p(&format!("fp/{out}")),
-        ]
-    };
-    let last = format!("sft-step-{}", c.sft_steps);
-    for (name, model, texts) in [
-        ("base-gsm8k", c.model.clone(), "base-gsm8k"),
-        ("base-arith", c.model.clone(), "base-arith"),
-        (last.as_str(), ckpt(&sft, c.sft_steps), last.as_str()),
-        ("grpo-arith", model_of("grpo"), "base-arith"),
-        ("corr-po-arith", model_of("corr-po"), "base-arith"),
-    ] {
+    let mut cmp = vec![format!("sft-{last}-fixed")];
+    cmp.extend(runs.iter().map(|r| format!("{}-fixed", r.name)));
+    add("fp-compare-rl", compare(cmp, "cmp-rl", "text"));
+    let first = c.seed;
+    let mut cmp = vec![format!("sft-{last}-fixed-token")];
+    for (_, algo) in ALGOS {
+        let m = format!("{algo}-s{first}");
+        let model = ckpt(&dir.join("rl").join(&m), c.rl_steps);
         add(
-            &format!("fp-{name}-token"),
-            token_fp(model, texts, &format!("{name}-token")),
+            &format!("fp-{m}-fixed-token"),
+            fp_token(
+                &model,
+                &format!("sft-{last}-fixed"),
+                &format!("{m}-fixed-token"),
+            ),
         );
+        cmp.push(format!("{m}-fixed-token"));
     }
-    add(
-        "fp-compare-sft-token",
-        vec![
-            s("fingerprint"),
-            s("compare"),
-            p("fp/base-gsm8k-token"),
-            p(&format!("fp/{last}-token")),
-            s("--out"),
-            p("fp/cmp-sft-token"),
-            s("--pair-by"),
-            s("prompt"),
-        ],
-    );
-    add(
-        "fp-compare-rl-token",
-        vec![
-            s("fingerprint"),
-            s("compare"),
-            p("fp/base-arith-token"),
-            p("fp/grpo-arith-token"),
-            p("fp/corr-po-arith-token"),
-            s("--out"),
-            p("fp/cmp-rl-token"),
-        ],
-    );
+    add("fp-compare-rl-token", compare(cmp, "cmp-rl-token", "text"));
     st
 }
 
