@@ -175,6 +175,10 @@ crate::settings! {
         /// Held-out problems evaluated (default 50).
         eval_limit: usize = 50, flag usize [value_name = "N"];
 
+        /// Measure rho_step of every rollout (logged as rho_mean) with any algorithm, at the
+        /// cost of CorR-PO's fingerprint; it enters the reward only with CorR-PO. Lets GRPO's
+        /// rollouts be watched the way CorR-PO's are. Default false.
+        measure_rho: bool = false, flag bool [value_name = "BOOL"];
         /// CorR-PO: step delimiter of the fingerprint (default "\n"; escapes \n and \t
         /// are understood).
         fp_step_delim: String = "\n".into(), flag String [] => unescape;
@@ -239,6 +243,10 @@ impl TrainConfig {
     pub fn mini_batches(&self) -> usize {
         self.mini_batches
             .unwrap_or(self.base_algo().default_mini_batches())
+    }
+    /// Whether the rollouts' rho_step is measured: always with CorR-PO, else on request.
+    pub fn measures_rho(&self) -> bool {
+        self.algo == Algo::CorrPo || self.measure_rho
     }
     pub fn use_overlong(&self) -> bool {
         self.overlong_penalty

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Algo, TrainConfig};
+use crate::config::TrainConfig;
 use crate::reward::Reward;
 use crate::rl::{Batch, Update};
 use egi_generate::FinishReason;
@@ -23,7 +23,8 @@ pub struct StepMetrics {
     /// Verifier accuracy of every sampled response, and of the kept ones.
     pub accuracy: Option<f64>,
     pub accuracy_kept: Option<f64>,
-    /// CorR-PO: mean rho_step over responses where it is defined, and that fraction.
+    /// CorR-PO (or --measure-rho true): mean rho_step over responses where it is defined,
+    /// and that fraction.
     pub rho_mean: Option<f64>,
     pub rho_defined: Option<f64>,
     pub entropy_mean: Option<f64>,
@@ -110,7 +111,8 @@ impl StepMetrics {
             accuracy: mean_of(&every, |r| r.acc),
             accuracy_kept: mean_of(&kept, |r| r.acc),
             rho_mean: (!rhos.is_empty()).then(|| rhos.iter().sum::<f64>() / rhos.len() as f64),
-            rho_defined: (cfg.algo == Algo::CorrPo)
+            rho_defined: cfg
+                .measures_rho()
                 .then(|| rhos.len() as f64 / every.len().max(1) as f64),
             entropy_mean: (u.ent_n > 0).then(|| u.ent_sum / u.ent_n as f64),
             kl: (st.kl_n > 0).then(|| st.kl_sum / st.kl_n as f64),

@@ -129,7 +129,7 @@ impl<'a> Trainer<'a> {
         } else {
             None
         };
-        if cfg.algo == Algo::CorrPo {
+        if cfg.measures_rho() {
             // Bad fingerprint options fail now, not at the first step.
             Self::probe_options_of(&cfg)?.matrices(model.cfg.num_layers)?;
         }
@@ -259,7 +259,7 @@ impl<'a> Trainer<'a> {
         secs[1] += t1.elapsed().as_secs_f64();
 
         let corr = cfg.algo == Algo::CorrPo;
-        if corr {
+        if cfg.measures_rho() {
             // rho_step of each rollout under the current policy (no gradient flows through it).
             let t2 = Instant::now();
             let opts = self.probe_options()?;

@@ -508,6 +508,39 @@ fn corr_po_reusing_the_update_forward_matches_a_separate_recording() {
     );
 }
 
+/// GRPO with --measure-rho: the rollouts' rho is logged as CorR-PO's is, and the training is
+/// GRPO's, step for step (rho never enters its reward).
+#[test]
+fn grpo_measuring_rho_logs_it_and_trains_the_same() {
+    let mut cfg = config(Algo::Grpo);
+    cfg.max_new_tokens = 6;
+    cfg.lambda = 1.0;
+    let runs: Vec<_> = [false, true]
+        .into_iter()
+        .map(|measure| {
+            let mut c = cfg.clone();
+            c.measure_rho = measure;
+            run_steps(c, 3)
+        })
+        .collect();
+    let (plain, measured) = (metrics(runs[0].1.path()), metrics(runs[1].1.path()));
+    for (a, b) in plain.iter().zip(&measured) {
+        assert!(a["rho_mean"].is_null() && a["rho_defined"].is_null());
+        assert!(b["rho_defined"].as_f64().is_some(), "{b}");
+        assert_eq!(a["reward_mean"], b["reward_mean"]);
+        assert_eq!(a["loss"], b["loss"]);
+    }
+    assert!(
+        measured.iter().any(|m| m["rho_mean"].is_number()),
+        "some rho is defined: {measured:?}"
+    );
+    let wa = runs[0].0.policy.model.weights();
+    let wb = runs[1].0.policy.model.weights();
+    for (k, v) in &wa {
+        assert!(max_diff(v, &wb[k]) == 0.0, "{k} differs");
+    }
+}
+
 /// How robust the learning tests are: GRPO and CorR-PO on four (model, data) seeds, greedy
 /// accuracy every 20 steps. Slow (about 15 minutes on 2 cores), so not part of the suite: run
 /// it after any change to the training numerics, with

@@ -40,6 +40,9 @@ pub struct StudyConfig {
     pub rl_max_new_tokens: usize,
     pub rl_lr: f64,
     pub rl_lambda: f64,
+    /// GRPO measures its rollouts' rho too (`--measure-rho true`: logged, not rewarded), at
+    /// the cost of CorR-PO's fingerprint, so that both runs' rollout rho can be followed.
+    pub rl_measure_rho: bool,
     /// Held-out greedy evaluation: problems per arithmetic step count (1-4; also the size of
     /// the 2-3 step set of the SFT checkpoints), GSM8K test problems, response length.
     pub eval_arith: usize,
@@ -70,6 +73,7 @@ impl Default for StudyConfig {
             rl_max_new_tokens: 160,
             rl_lr: 2e-6,
             rl_lambda: 0.1,
+            rl_measure_rho: true,
             eval_arith: 40,
             eval_gsm8k: 30,
             eval_max_new_tokens: 256,

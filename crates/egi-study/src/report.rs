@@ -647,6 +647,7 @@ fn blocks(
     let mut rows = vec![];
     for (name, _, ms) in &metrics {
         let acc = col(ms, "accuracy");
+        let rho = col(ms, "rho_mean");
         rows.push(vec![
             name.clone(),
             ms.len().to_string(),
@@ -659,7 +660,7 @@ fn blocks(
                     .map(|x| format!("{x:.3}"))
                     .unwrap_or("n/a".into())
             ),
-            f3(egi_report::stats::mean(&col(ms, "rho_mean"))),
+            format!("{} -> {}", f3(window(&rho, true)), f3(window(&rho, false))),
         ]);
     }
     b.push(Block::Table(
@@ -667,7 +668,7 @@ fn blocks(
             "run".into(),
             "steps logged".into(),
             "rollout accuracy, first 5 -> last 5 steps".into(),
-            "mean rho_step of rollouts (CorR-PO measures it)".into(),
+            "mean rho_step of rollouts, first 5 -> last 5 steps".into(),
         ],
         rows,
     ));
@@ -675,7 +676,20 @@ fn blocks(
         let v: Vec<f64> = metrics
             .iter()
             .filter(|(_, a, _)| *a == algo)
-            .flat_map(|(_, _, ms)| col(ms, k))
+            .flat_map(|(_, _, ms)| {
+                if k == "less_fingerprint" {
+                    ms.iter()
+                        .filter_map(|x| {
+                            Some(
+                                x["seconds_step"].as_f64()?
+                                    - x["seconds_fingerprint"].as_f64().unwrap_or(0.0),
+                            )
+                        })
+                        .collect()
+                } else {
+                    col(ms, k)
+                }
+            })
             .collect();
         egi_report::stats::median(&v)
     };
@@ -685,6 +699,7 @@ fn blocks(
         ("rewards (verifier)", "seconds_reward"),
         ("fingerprint of the rollouts", "seconds_fingerprint"),
         ("whole step (with the update)", "seconds_step"),
+        ("whole step less the fingerprint", "less_fingerprint"),
     ] {
         let (g, c) = (phase("grpo", k), phase("corr-po", k));
         rows.push(vec![
@@ -698,7 +713,9 @@ fn blocks(
         ]);
     }
     b.push(Block::P(
-        "The cost of a step, median seconds over every step of every seed (from metrics.jsonl):"
+        "The cost of a step, median seconds over every step of every seed (from metrics.jsonl). With \
+         `rl_measure_rho` GRPO measures its rollouts' rho as CorR-PO does, so GRPO's own cost is its \
+         step less the fingerprint."
             .into(),
     ));
     b.push(Block::Table(
@@ -926,8 +943,9 @@ fn blocks(
          narrow sense of writing one exact step per line; the paper's models are 1.5B-8B and trained on \
          competition mathematics. Few prompts per measurement give wide CIs; RL budgets are small \
          fractions of the paper's; pooling over seeds averages each problem's outcome over the seeds, so the \
-         CI is over problems, and the seed-to-seed spread is shown beside it. GRPO does not compute rho of \
-         its rollouts; its change of rho is measured on the fixed texts after training."
+         CI is over problems, and the seed-to-seed spread is shown beside it. The rollouts' rho is measured \
+         under the policy that sampled them, on answers that change as it learns; the fixed texts measure \
+         the change of the model alone."
             .into(),
     ));
 

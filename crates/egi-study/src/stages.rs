@@ -379,6 +379,8 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
                 n(c.rl_steps.div_ceil(2)),
                 s("--seed"),
                 r.seed.to_string(),
+                s("--measure-rho"),
+                (c.rl_measure_rho || r.algo == "corr-po").to_string(),
             ],
         );
     }
