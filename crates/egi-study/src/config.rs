@@ -40,8 +40,9 @@ pub struct StudyConfig {
     pub rl_max_new_tokens: usize,
     pub rl_lr: f64,
     pub rl_lambda: f64,
-    /// GRPO measures its rollouts' rho too (`--measure-rho true`: logged, not rewarded), at
-    /// the cost of CorR-PO's fingerprint, so that both runs' rollout rho can be followed.
+    /// GRPO's first seed measures its rollouts' rho too (`--measure-rho true`: logged, not
+    /// rewarded), so that both algorithms' rollout rho can be followed; it costs a
+    /// fingerprint per step, as CorR-PO's, hence one seed only.
     pub rl_measure_rho: bool,
     /// Held-out greedy evaluation: problems per arithmetic step count (1-4; also the size of
     /// the 2-3 step set of the SFT checkpoints), GSM8K test problems, response length.
@@ -71,7 +72,7 @@ impl Default for StudyConfig {
             rl_batch_prompts: 2,
             rl_group_size: 8,
             rl_max_new_tokens: 160,
-            rl_lr: 2e-6,
+            rl_lr: 3e-6,
             rl_lambda: 0.1,
             rl_measure_rho: true,
             eval_arith: 40,

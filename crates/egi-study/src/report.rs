@@ -714,8 +714,8 @@ fn blocks(
     }
     b.push(Block::P(
         "The cost of a step, median seconds over every step of every seed (from metrics.jsonl). With \
-         `rl_measure_rho` GRPO measures its rollouts' rho as CorR-PO does, so GRPO's own cost is its \
-         step less the fingerprint."
+         `rl_measure_rho` GRPO's first seed measures its rollouts' rho as CorR-PO does, so GRPO's own \
+         cost is its step less the fingerprint."
             .into(),
     ));
     b.push(Block::Table(

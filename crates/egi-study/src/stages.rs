@@ -380,7 +380,7 @@ pub fn stages(c: &StudyConfig, dir: &Path) -> Vec<Stage> {
                 s("--seed"),
                 r.seed.to_string(),
                 s("--measure-rho"),
-                (c.rl_measure_rho || r.algo == "corr-po").to_string(),
+                (r.algo == "corr-po" || c.rl_measure_rho && r.seed == c.seed).to_string(),
             ],
         );
     }
