@@ -121,6 +121,7 @@ fn train_with_config_file_then_resume_after_kill() {
         "lr",
         "seconds_rollout",
         "seconds_fingerprint",
+        "fingerprint_gflop",
         "seconds_update",
     ] {
         assert!(m[k].is_number(), "{k} missing in {m}");

@@ -53,8 +53,21 @@ pub struct StepMetrics {
     pub seconds_rollout: f64,
     pub seconds_reward: f64,
     pub seconds_fingerprint: f64,
+    /// CorR-PO (or --measure-rho true): the fingerprint's backward work this step, GFLOP
+    /// (2 x non-embedding params x prefix per step target, as `egi bench --probe` counts):
+    /// over `seconds_fingerprint` the rate it achieved, over the matmul rate its floor.
+    pub fingerprint_gflop: Option<f64>,
     pub seconds_update: f64,
     pub seconds_step: f64,
+}
+
+/// Seconds of a step's phases before the update, and the fingerprint's backward FLOPs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Phases {
+    pub rollout: f64,
+    pub reward: f64,
+    pub fingerprint: f64,
+    pub fingerprint_flops: f64,
 }
 
 fn mean_of(v: &[&Reward], f: impl Fn(&Reward) -> f64) -> Option<f64> {
@@ -62,13 +75,13 @@ fn mean_of(v: &[&Reward], f: impl Fn(&Reward) -> f64) -> Option<f64> {
 }
 
 impl StepMetrics {
-    /// `secs`: rollout, reward and fingerprint seconds; `seconds_step`: the whole step.
+    /// `secs`: the phases before the update; `seconds_step`: the whole step.
     pub(crate) fn new(
         step: usize,
         cfg: &TrainConfig,
         b: &Batch,
         u: &Update,
-        secs: [f64; 3],
+        secs: Phases,
         seconds_step: f64,
     ) -> Self {
         let kept: Vec<&Reward> = b
@@ -141,9 +154,10 @@ impl StepMetrics {
             lr: u.lr,
             tokens,
             tokens_per_s: tokens as f64 / seconds_step,
-            seconds_rollout: secs[0],
-            seconds_reward: secs[1],
-            seconds_fingerprint: secs[2],
+            seconds_rollout: secs.rollout,
+            seconds_reward: secs.reward,
+            seconds_fingerprint: secs.fingerprint,
+            fingerprint_gflop: cfg.measures_rho().then_some(secs.fingerprint_flops / 1e9),
             seconds_update: u.seconds,
             seconds_step,
         }

@@ -18,7 +18,7 @@ use crate::advantage::{group_advantages, informative};
 use crate::checkpoint::{self, MetricsLog, TrainerState};
 use crate::config::{Algo, TrainConfig};
 use crate::loss::{policy_loss, LossConfig, LossStats, Normalizer, TokenBatch};
-use crate::metrics::StepMetrics;
+use crate::metrics::{Phases, StepMetrics};
 use crate::policy::{pack, token_logprobs, Packed};
 use crate::policy_state::{Forward, Policy};
 use crate::reward::{overlong_penalty, Reward, RewardWeights};
@@ -196,7 +196,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Sample `n` prompts' groups and score them.
-    fn rollout(&mut self, n: usize, secs: &mut [f64; 3]) -> Result<Vec<Group>> {
+    fn rollout(&mut self, n: usize, secs: &mut Phases) -> Result<Vec<Group>> {
         let cfg = &self.cfg;
         let g = cfg.group_size;
         let t0 = Instant::now();
@@ -228,7 +228,7 @@ impl<'a> Trainer<'a> {
             &reqs,
             &mut |_| {},
         )?;
-        secs[0] += t0.elapsed().as_secs_f64();
+        secs.rollout += t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
         let weights = RewardWeights {
@@ -256,7 +256,7 @@ impl<'a> Trainer<'a> {
                 }
             })
             .collect();
-        secs[1] += t1.elapsed().as_secs_f64();
+        secs.reward += t1.elapsed().as_secs_f64();
 
         let corr = cfg.algo == Algo::CorrPo;
         if cfg.measures_rho() {
@@ -313,6 +313,7 @@ impl<'a> Trainer<'a> {
                                 &view, &ids, n_prompt, &starts, &text, &opts,
                             )?,
                         };
+                        secs.fingerprint_flops += fp.backward_flops;
                         rewards[gi * g + s + k].rho = fp.rho_step;
                     }
                     if let Some(f) = fwd {
@@ -320,7 +321,7 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
-            secs[2] += t2.elapsed().as_secs_f64();
+            secs.fingerprint += t2.elapsed().as_secs_f64();
         }
         for r in rewards.iter_mut() {
             *r = std::mem::take(r).finish(&weights, corr);
@@ -344,11 +345,11 @@ impl<'a> Trainer<'a> {
     /// metrics and logs. Returns the step's metrics (the line appended to metrics.jsonl).
     pub fn step(&mut self) -> Result<Value> {
         let t_step = Instant::now();
-        let mut secs = [0f64; 3]; // rollout, reward, fingerprint
+        let mut secs = Phases::default();
         let batch = self.sample_batch(&mut secs)?;
         let t_adv = Instant::now();
         let adv = self.advantages(&batch);
-        secs[1] += t_adv.elapsed().as_secs_f64();
+        secs.reward += t_adv.elapsed().as_secs_f64();
         let update = self.update(&batch, &adv)?;
         self.step += 1;
         let m = StepMetrics::new(
@@ -365,7 +366,7 @@ impl<'a> Trainer<'a> {
 
     /// Rollouts of `batch_prompts` prompts with their rewards. DAPO's dynamic sampling keeps
     /// only groups whose accuracies differ and samples again (up to `max_sampling_rounds`).
-    fn sample_batch(&mut self, secs: &mut [f64; 3]) -> Result<Batch> {
+    fn sample_batch(&mut self, secs: &mut Phases) -> Result<Batch> {
         let cfg = self.cfg.clone();
         let mut b = Batch {
             all: vec![],

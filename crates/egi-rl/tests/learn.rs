@@ -526,13 +526,21 @@ fn grpo_measuring_rho_logs_it_and_trains_the_same() {
     let (plain, measured) = (metrics(runs[0].1.path()), metrics(runs[1].1.path()));
     for (a, b) in plain.iter().zip(&measured) {
         assert!(a["rho_mean"].is_null() && a["rho_defined"].is_null());
+        assert!(a["fingerprint_gflop"].is_null(), "{a}");
         assert!(b["rho_defined"].as_f64().is_some(), "{b}");
+        assert!(b["fingerprint_gflop"].as_f64().unwrap() >= 0.0, "{b}");
         assert_eq!(a["reward_mean"], b["reward_mean"]);
         assert_eq!(a["loss"], b["loss"]);
     }
     assert!(
         measured.iter().any(|m| m["rho_mean"].is_number()),
         "some rho is defined: {measured:?}"
+    );
+    assert!(
+        measured
+            .iter()
+            .any(|m| m["fingerprint_gflop"].as_f64().unwrap() > 0.0),
+        "the fingerprint's work is counted: {measured:?}"
     );
     let wa = runs[0].0.policy.model.weights();
     let wb = runs[1].0.policy.model.weights();

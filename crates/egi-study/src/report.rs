@@ -686,6 +686,13 @@ fn blocks(
                             )
                         })
                         .collect()
+                } else if k == "fingerprint_rate" {
+                    ms.iter()
+                        .filter_map(|x| {
+                            let s = x["seconds_fingerprint"].as_f64()?;
+                            (s > 0.0).then_some(x["fingerprint_gflop"].as_f64()? / s)
+                        })
+                        .collect()
                 } else {
                     col(ms, k)
                 }
@@ -700,29 +707,38 @@ fn blocks(
         ("fingerprint of the rollouts", "seconds_fingerprint"),
         ("whole step (with the update)", "seconds_step"),
         ("whole step less the fingerprint", "less_fingerprint"),
+        ("fingerprint work, GFLOP (backward)", "fingerprint_gflop"),
+        ("fingerprint rate achieved, GFLOP/s", "fingerprint_rate"),
     ] {
         let (g, c) = (phase("grpo", k), phase("corr-po", k));
+        // GRPO's fingerprint (measured, not rewarded) is the same work as CorR-PO's: a
+        // ratio of the two would compare nothing.
+        let work = k.starts_with("fingerprint_");
         rows.push(vec![
             label.into(),
             g.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
             c.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
             match (g, c) {
-                (Some(g), Some(c)) if g > 0.0 => format!("{:.2}", c / g),
+                (Some(g), Some(c)) if g > 0.0 && !work => format!("{:.2}", c / g),
                 _ => "-".into(),
             },
         ]);
     }
     b.push(Block::P(
-        "The cost of a step, median seconds over every step of every seed (from metrics.jsonl). With \
+        "The cost of a step, median over every step of every seed (from metrics.jsonl; seconds unless \
+         the row says otherwise). With \
          `rl_measure_rho` GRPO's first seed measures its rollouts' rho as CorR-PO does, so GRPO's own \
-         cost is its step less the fingerprint."
+         cost is its step less the fingerprint. The fingerprint's work counts its backward passes \
+         (2 x non-embedding parameters x prefix per step target; n/a for runs logged before egi \
+         counted it); its floor on a machine is that work over the machine's matmul rate \
+         (`egi bench --probe`; docs/performance.md)."
             .into(),
     ));
     b.push(Block::Table(
         vec![
             "phase".into(),
-            "GRPO s".into(),
-            "CorR-PO s".into(),
+            "GRPO".into(),
+            "CorR-PO".into(),
             "CorR-PO / GRPO".into(),
         ],
         rows,
