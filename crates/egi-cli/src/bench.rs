@@ -4,7 +4,7 @@
 //! `egi_generate::bench` (runtime), `egi_probe::bench` (`--probe`), `egi_rl::bench`
 //! (`--train`), over `egi_model::bench` (bandwidth, matmul rate).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -57,7 +57,32 @@ pub struct Args {
     pub oracle_tokens: usize,
 }
 
+/// The sizes the measurements divide by or count down from, checked before a model loads.
+fn check_sizes(a: &Args) -> Result<()> {
+    let checks: [(&str, usize, usize, bool); 7] = [
+        ("--reps", a.reps, 1, true),
+        ("--tokens", a.tokens, 2, !a.probe && !a.train),
+        (
+            "--new-tokens",
+            a.new_tokens,
+            if a.train { 1 } else { 2 },
+            !a.probe,
+        ),
+        ("--batch", a.batch, 1, !a.probe && !a.train),
+        ("--oracle-tokens", a.oracle_tokens, 1, a.probe),
+        ("--train-prompts", a.train_prompts, 1, a.train),
+        ("--group-size", a.group_size, 1, a.train),
+    ];
+    for (flag, v, min, used) in checks {
+        if used && v < min {
+            bail!("{flag} {v}: give at least {min}");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> Result<()> {
+    check_sizes(&a)?;
     if a.probe {
         let m = crate::common::load_model(&a.model)?;
         let texts = match &a.input {
@@ -77,7 +102,7 @@ pub fn run(a: Args) -> Result<()> {
         return show(&r.table(), &r, a.json);
     }
     if a.train {
-        egi_rl::bench::check_rows(&a.rows)?;
+        egi_rl::bench::check_rows(&a.rows, a.fp_layers.as_deref())?;
         let m = crate::common::load_model(&a.model)?;
         let opts = egi_rl::bench::TrainBenchOptions {
             reps: a.reps,

@@ -195,7 +195,7 @@ fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
         target: a.target,
         norm: a.norm,
         projections: a.projections.clone(),
-        layers: egi_probe::fingerprint::parse_layers(&a.layers, n_layers)?,
+        layers: egi_probe::fingerprint::parse_layers(&a.layers, n_layers).context("--layers")?,
         granularity: a.granularity,
         step_delim: unescape(&a.step_delim),
         step_mode: a.step_mode,

@@ -123,6 +123,14 @@ fn parse_cli() -> Cli {
 fn main() {
     // Before any thread starts: freed tensors stay in the process for the next step.
     egi_model::alloc::keep_freed_memory();
+    // Rust ignores SIGPIPE, so a print into a closed pipe (`egi data list | head`) panics;
+    // the default action ends the process quietly, as other Unix tools do. Sockets are not
+    // affected: std sends with MSG_NOSIGNAL.
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = parse_cli();
     let level = match cli.verbose {
         0 => "warn",

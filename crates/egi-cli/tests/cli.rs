@@ -213,6 +213,78 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// Sizes a benchmark divides by, and layer lists, are refused before any model loads, naming
+/// the flag and the fix.
+#[test]
+fn bench_and_layer_flags_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": 1, \"prompt\": \"a\", \"response\": \"b\"}\n",
+    )
+    .unwrap();
+    let (input, out) = (
+        input.to_str().unwrap().to_string(),
+        tmp.path().join("fp").to_str().unwrap().to_string(),
+    );
+    let cases: [(Vec<&str>, &str); 6] = [
+        (
+            vec!["bench", "--tokens", "1"],
+            "--tokens 1: give at least 2",
+        ),
+        (
+            vec!["bench", "--new-tokens", "0"],
+            "--new-tokens 0: give at least 2",
+        ),
+        (
+            vec!["bench", "--probe", "--oracle-tokens", "0"],
+            "--oracle-tokens 0",
+        ),
+        (
+            vec!["bench", "--train", "--rows", "grpo", "--fp-layers", "0-3"],
+            "add corr-po to --rows",
+        ),
+        (
+            vec![
+                "fingerprint",
+                "--input",
+                &input,
+                "--out",
+                &out,
+                "--layers",
+                "5-2",
+            ],
+            "--layers: layers \"5-2\" is an empty range",
+        ),
+        (
+            vec!["train", "--data", &input, "--out", &out, "--fp-layers", "a"],
+            "--fp-layers: cannot read layers \"a\"",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = egi().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// Output into a closed pipe (`egi data list | head -1`) ends egi quietly, not in a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = egi()
+        .args(["data", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before egi writes
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Every command's --help points at the method document, which exists in the repository.
 #[test]
 fn every_help_points_to_the_method_doc() {

@@ -474,18 +474,34 @@ pub fn parse_layers(s: &str, n: usize) -> Result<Option<Vec<usize>>> {
     if s == "all" {
         return Ok(None);
     }
+    // `n` is usize::MAX where the model is not loaded yet (a run's settings): the layers are
+    // checked against it when the fingerprint selects its matrices.
+    let has = if n == usize::MAX {
+        String::new()
+    } else {
+        format!("; the model has layers 0-{}", n.saturating_sub(1))
+    };
     let mut out = vec![];
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || {
-            format!("--layers: cannot read \"{part}\" (use e.g. 0-3,10 or all; the model has layers 0..{})", n - 1)
-        };
+        let bad = || format!("cannot read layers \"{part}\" (use e.g. 0-3,10 or all{has})");
         if let Some((a, b)) = part.split_once('-') {
-            let (a, b): (usize, usize) =
-                (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+            let (a, b): (usize, usize) = (
+                a.trim().parse().with_context(bad)?,
+                b.trim().parse().with_context(bad)?,
+            );
+            if a > b {
+                bail!("layers \"{part}\" is an empty range: write the lower layer first ({b}-{a})");
+            }
             out.extend(a..=b);
         } else {
             out.push(part.parse().with_context(bad)?);
         }
+    }
+    if out.is_empty() {
+        bail!("no layers in \"{s}\" (use e.g. 0-3,10 or all{has})");
+    }
+    if let Some(&l) = out.iter().find(|&&l| l >= n) {
+        bail!("layer {l} does not exist{has}");
     }
     Ok(Some(out))
 }
@@ -510,5 +526,22 @@ mod tests {
         }
         .matrices(4)
         .is_err());
+    }
+
+    #[test]
+    fn layer_lists_parse_or_say_why_not() {
+        assert_eq!(parse_layers("all", 4).unwrap(), None);
+        assert_eq!(
+            parse_layers("0-1, 3", 4).unwrap(),
+            Some(vec![0, 1, 3]),
+            "ranges, single layers, spaces"
+        );
+        let err = |s: &str, n: usize| parse_layers(s, n).unwrap_err().to_string();
+        assert!(err("3-1", 4).contains("1-3"), "{}", err("3-1", 4));
+        assert!(err("0-4", 4).contains("layer 4 does not exist; the model has layers 0-3"));
+        assert!(err("x", 4).contains("0-3,10 or all"));
+        assert!(err(",", 4).contains("no layers"));
+        // Without a model (a run's settings) any layer number is accepted here.
+        assert_eq!(parse_layers("40", usize::MAX).unwrap(), Some(vec![40]));
     }
 }

@@ -2,7 +2,7 @@
 //! reward, fingerprint, update), on built-in problems whose reward is the parity of the
 //! response's length, so that every step runs a full update.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use egi_model::bench::median;
 use egi_model::LoadedModel;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -38,11 +38,15 @@ pub struct TrainBenchOptions {
 }
 
 /// Every name in `rows` is one of [`ROWS`] (the error names the `--rows` flag).
-pub fn check_rows(rows: &[String]) -> Result<()> {
+/// `--fp-layers` adds a CorR-PO row, so it needs `corr-po` among the rows.
+pub fn check_rows(rows: &[String], fp_layers: Option<&str>) -> Result<()> {
     for r in rows {
         if !ROWS.contains(&r.as_str()) {
             bail!("--rows: unknown row {r:?}; choose among grpo, autograd, corr-po");
         }
+    }
+    if fp_layers.is_some() && !rows.iter().any(|r| r == "corr-po") {
+        bail!("--fp-layers times CorR-PO on those layers: add corr-po to --rows, or leave --fp-layers out");
     }
     Ok(())
 }
@@ -100,7 +104,7 @@ pub fn train(
     o: &TrainBenchOptions,
     mut progress: impl FnMut(&str, usize, f64),
 ) -> Result<TrainBench> {
-    check_rows(&o.rows)?;
+    check_rows(&o.rows, o.fp_layers.as_deref())?;
     let tok = m.tokenizer()?;
     let problems: Vec<egi_eval::data::Problem> = TRAIN_PROBLEMS
         .iter()
@@ -142,7 +146,8 @@ pub fn train(
     if let Some(l) = &o.fp_layers {
         runs.push((
             Algo::CorrPo,
-            egi_probe::fingerprint::parse_layers(l, m.model.cfg.num_layers)?,
+            egi_probe::fingerprint::parse_layers(l, m.model.cfg.num_layers)
+                .context("--fp-layers")?,
             Backward::Fused,
             format!("corr-po (layers {l})"),
         ));
@@ -257,8 +262,10 @@ mod tests {
 
     #[test]
     fn rows_are_checked_and_json_is_keyed_by_label() {
-        assert!(check_rows(&["grpo".into(), "corr-po".into()]).is_ok());
-        let e = check_rows(&["grpo".into(), "ppo".into()]).unwrap_err();
+        assert!(check_rows(&["grpo".into(), "corr-po".into()], Some("0-1")).is_ok());
+        let e = check_rows(&["grpo".into()], Some("0-1")).unwrap_err();
+        assert!(e.to_string().contains("add corr-po to --rows"), "{e}");
+        let e = check_rows(&["grpo".into(), "ppo".into()], None).unwrap_err();
         assert!(
             e.to_string().starts_with("--rows: unknown row \"ppo\""),
             "{e}"

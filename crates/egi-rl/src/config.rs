@@ -216,7 +216,7 @@ fn unescape(s: &str) -> Result<String> {
 
 /// `all` or a list of layers and ranges (checked against the model when it is loaded).
 fn layer_list(s: &str) -> Result<Option<Vec<usize>>> {
-    egi_probe::fingerprint::parse_layers(s, usize::MAX)
+    egi_probe::fingerprint::parse_layers(s, usize::MAX).context("--fp-layers")
 }
 
 impl TrainConfig {
