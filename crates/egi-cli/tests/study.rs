@@ -58,6 +58,7 @@ fn quick_study_runs_resumes_and_reports_from_json() {
         "sft-rho-fixed.svg",
         "rl-rho.svg",
         "rl-curves.svg",
+        "rl-seeds.svg",
     ] {
         assert!(dir.join("report").join(f).exists(), "report/{f} missing");
     }
@@ -130,9 +131,34 @@ fn quick_study_runs_resumes_and_reports_from_json() {
     set_all(&dir.join("eval/sft-arith1/summary.json"), 0.0);
     set_all(&dir.join("eval/grpo-s1-arith1/summary.json"), 1.0);
     set_all(&dir.join("eval/grpo-s2-arith1/summary.json"), 0.0);
+    // Across seeds: GRPO's arithmetic accuracy 0.5 (seed 1) and 0.7 (seed 2) on every set ->
+    // mean 0.6, t(0.975, 1) x sd / sqrt 2 = 12.706 x 0.1414 / 1.414 = 1.271.
+    for k in 1..=4 {
+        for (seed, acc) in [(1, 0.5), (2, 0.7)] {
+            edit_json(
+                &dir.join(format!("eval/grpo-s{seed}-arith{k}/summary.json")),
+                |v| v["metrics"]["pass@1"]["mean"] = serde_json::json!(acc),
+            );
+        }
+    }
     let out = run(&["--report-only"], &dir, &config);
     assert!(out.status.success());
     let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(
+        md.contains("| GRPO | 0.600 [-0.671, 1.871] (2 seeds) |"),
+        "{md}"
+    );
+    // An accuracy claim is decided on every held-out problem together, one test.
+    assert!(
+        md.contains("| GRPO - SFT | all held-out problems | "),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| GRPO raises held-out accuracy | the premise of RLVR | all held-out problems: "
+        ),
+        "{md}"
+    );
     assert!(md.contains("-0.432 [-0.654, -0.211] (n = 16)"), "{md}");
     assert!(md.contains("0.777 [0.611, 0.888]"), "{md}");
     assert!(

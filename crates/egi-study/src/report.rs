@@ -63,6 +63,8 @@ fn acc_ci(mean: Option<f64>, c: Option<(f64, f64)>) -> String {
 }
 
 const NO_CI: &str = "n/a (stage not run)";
+/// The row of the accuracy tests over every held-out problem together.
+const ALL_SETS: &str = "all held-out problems";
 
 /// Significance level of every verdict.
 const ALPHA: f64 = 0.05;
@@ -175,6 +177,161 @@ fn excluded(summary: &Option<Value>, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Across seeds: each algorithm's held-out accuracy after RL and its rollouts' accuracy and
+/// rho, as the mean over seeds with a 95% t-interval, in a table and as curves over the RL
+/// steps (`rl-seeds.svg`).
+fn seeds_section(
+    b: &mut Vec<Block>,
+    report: &Path,
+    cfg: &StudyConfig,
+    runs: &[crate::stages::RlRun],
+    metrics: &[(String, &'static str, Vec<Value>)],
+    ev: &dyn Fn(&str) -> Option<Value>,
+) {
+    use egi_report::plot::{Curve, Panel};
+    use egi_report::stats::{mean, t_interval};
+    let arith = |name: &str| -> Option<f64> {
+        let v: Option<Vec<f64>> = (1..=MAX_STEPS)
+            .map(|k| acc_of(&ev(&format!("{name}-arith{k}"))))
+            .collect();
+        mean(&v?) // the sets have the same size
+    };
+    let gsm = |name: &str| acc_of(&ev(&format!("{name}-gsm8k")));
+    let cell = |v: &[f64]| match (t_interval(v), v) {
+        (Some((m, lo, hi)), _) => format!("{m:.3} [{lo:.3}, {hi:.3}] ({} seeds)", v.len()),
+        (None, [x]) => format!("{x:.3} (one seed)"),
+        _ => "n/a".into(),
+    };
+    let logs = |algo: &'static str| metrics.iter().filter(move |(_, a, _)| *a == algo);
+    let over_steps = |ms: &[Value], k: &str| -> Option<f64> {
+        mean(&ms.iter().filter_map(|x| x[k].as_f64()).collect::<Vec<_>>())
+    };
+    let one = |x: Option<f64>| {
+        x.map(|x| format!("{x:.3} (one model)"))
+            .unwrap_or("n/a".into())
+    };
+    let mut rows = vec![vec![
+        format!("SFT model (step {}), the start", cfg.sft_steps),
+        one(arith("sft")),
+        one(gsm("sft")),
+        "-".into(),
+        "-".into(),
+    ]];
+    let (mut held, mut held_gsm, mut roll_acc, mut roll_rho) = (vec![], vec![], vec![], vec![]);
+    for (ai, (label, algo)) in ALGOS.iter().enumerate() {
+        let names: Vec<&str> = runs
+            .iter()
+            .filter(|r| r.algo == *algo)
+            .map(|r| r.name.as_str())
+            .collect();
+        let a: Vec<f64> = names.iter().filter_map(|n| arith(n)).collect();
+        let g: Vec<f64> = names.iter().filter_map(|n| gsm(n)).collect();
+        let ra: Vec<f64> = logs(algo)
+            .filter_map(|(_, _, ms)| over_steps(ms, "accuracy"))
+            .collect();
+        let rr: Vec<f64> = logs(algo)
+            .filter_map(|(_, _, ms)| over_steps(ms, "rho_mean"))
+            .collect();
+        rows.push(vec![
+            label.to_string(),
+            cell(&a),
+            cell(&g),
+            cell(&ra),
+            cell(&rr),
+        ]);
+        // Held-out accuracy: the SFT model at step 0 (one model, no spread), then after RL.
+        for (set, after, out) in [("arith", &a, &mut held), ("gsm8k", &g, &mut held_gsm)] {
+            let sft = if set == "arith" {
+                arith("sft")
+            } else {
+                gsm("sft")
+            };
+            if let (Some(s0), Some((m, lo, hi))) =
+                (sft, t_interval(after).or(after.first().map(|&x| (x, x, x))))
+            {
+                out.push(Curve {
+                    run: ai,
+                    x: vec![0.0, cfg.rl_steps as f64],
+                    y: vec![s0, m],
+                    ci: Some(vec![(s0, s0), (lo, hi)]),
+                });
+            }
+        }
+        // Rollouts: at each step, over the seeds that logged the value.
+        for (k, out) in [("accuracy", &mut roll_acc), ("rho_mean", &mut roll_rho)] {
+            let mut by_step: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            for (_, _, ms) in logs(algo) {
+                for x in ms {
+                    if let (Some(st), Some(v)) = (x["step"].as_i64(), x[k].as_f64()) {
+                        by_step.entry(st).or_default().push(v);
+                    }
+                }
+            }
+            if by_step.is_empty() {
+                continue;
+            }
+            let mut c = Curve {
+                run: ai,
+                ..Curve::default()
+            };
+            let mut ci = vec![];
+            for (st, v) in by_step {
+                let (m, lo, hi) = t_interval(&v).unwrap_or((v[0], v[0], v[0]));
+                c.x.push(st as f64);
+                c.y.push(m);
+                ci.push((lo, hi));
+            }
+            c.ci = Some(ci);
+            out.push(c);
+        }
+    }
+    b.push(Block::P(
+        "Across seeds: each seed's number, then their mean with a 95% Student t interval over the seeds \
+         (the spread of the training runs, not of the problems: the paired tests above are over problems). \
+         Held-out: accuracy after RL over the arithmetic sets of one to four steps together, and on the \
+         GSM8K subset; rollouts: the mean over a run's steps (rho only where measured)."
+            .into(),
+    ));
+    b.push(Block::Table(
+        vec![
+            "algorithm".into(),
+            "held-out arithmetic accuracy after RL [95% t CI over seeds]".into(),
+            "held-out GSM8K accuracy after RL".into(),
+            "rollout accuracy, mean over steps".into(),
+            "rollout rho_step, mean over steps".into(),
+        ],
+        rows,
+    ));
+    let panel = |name: &str, curves: Vec<Curve>| Panel {
+        name: name.into(),
+        curves,
+        points: true, // markers and error bars: few steps, few seeds
+    };
+    let panels = [
+        panel("held-out accuracy, arithmetic (SFT at 0)", held),
+        panel("held-out accuracy, GSM8K (SFT at 0)", held_gsm),
+        panel("rollout accuracy", roll_acc),
+        panel("rollout rho_step", roll_rho),
+    ];
+    let names: Vec<String> = ALGOS.iter().map(|(l, _)| l.to_string()).collect();
+    match egi_report::plot::curves(
+        &report.join("rl-seeds"),
+        &names,
+        &panels,
+        "RL step",
+        "GRPO and CorR-PO across seeds: mean and 95% t-interval",
+        0.0,
+    ) {
+        Ok(()) => b.push(Block::Img(
+            "rl-seeds.svg".into(),
+            "Mean over seeds with its 95% t-interval at each RL step; held-out accuracy from the SFT \
+             model (step 0) to the end of RL"
+                .into(),
+        )),
+        Err(e) => b.push(Block::P(format!("(rl-seeds figure not drawn: {e:#})"))),
+    }
+}
+
 fn copy_plot(from: &Path, report: &Path, name: &str, blocks: &mut Vec<Block>, caption: &str) {
     if std::fs::copy(from, report.join(name)).is_ok() {
         blocks.push(Block::Img(name.into(), caption.into()));
@@ -250,6 +407,22 @@ fn pooled(base: &BTreeMap<String, f64>, runs: &[BTreeMap<String, f64>]) -> Optio
     }))
 }
 
+/// Each item's value averaged over the runs (seeds), on the items every run has; empty when
+/// some run has none.
+fn seed_average(runs: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    if runs.is_empty() || runs.iter().any(|m| m.is_empty()) {
+        return BTreeMap::new();
+    }
+    runs[0]
+        .keys()
+        .filter(|id| runs.iter().all(|m| m.contains_key(*id)))
+        .map(|id| {
+            let sum: f64 = runs.iter().map(|m| m[id]).sum();
+            (id.clone(), sum / runs.len() as f64)
+        })
+        .collect()
+}
+
 /// A pooled test as "difference [CI] (p, n pairs; per seed: ...)".
 fn pooled_cell(t: &Option<Value>) -> String {
     match t {
@@ -263,37 +436,6 @@ fn pooled_cell(t: &Option<Value>) -> String {
             format!("{}; per seed {}", paired_cell(t), seeds.join(", "))
         }
         None => "n/a".into(),
-    }
-}
-
-/// A verdict over several sets: "supported" when some set's CI lies on the predicted side of 0
-/// and none on the other, "not supported" for the reverse, "uninformative" when no set could
-/// show a difference.
-fn across_sets(tests: &[Option<Value>], sign: f64) -> String {
-    if tests.iter().all(|t| t.is_none()) {
-        return NO_CI.into();
-    }
-    let usable: Vec<(f64, f64)> = tests
-        .iter()
-        .flatten()
-        .filter(|t| !t["uninformative"].is_string())
-        .filter_map(|t| ci(&t["difference_ci95"]))
-        .collect();
-    if usable.is_empty() {
-        return "uninformative (on every held-out set too few problems differ)".into();
-    }
-    let with = usable
-        .iter()
-        .filter(|(l, h)| if sign > 0.0 { *l > 0.0 } else { *h < 0.0 })
-        .count();
-    let against = usable
-        .iter()
-        .filter(|(l, h)| if sign > 0.0 { *h < 0.0 } else { *l > 0.0 })
-        .count();
-    match (with, against) {
-        (w, 0) if w > 0 => "supported".into(),
-        (0, a) if a > 0 => "not supported".into(),
-        _ => "inconclusive at this scale".into(),
     }
 }
 
@@ -575,21 +717,46 @@ fn blocks(
         // CorR-PO against GRPO: seed k against seed k, averaged.
         let g = maps("grpo");
         let c = maps("corr-po");
-        let g_avg: BTreeMap<String, f64> = if g.iter().any(|m| m.is_empty()) {
-            BTreeMap::new()
-        } else {
-            g[0].keys()
-                .filter(|id| g.iter().all(|m| m.contains_key(*id)))
-                .map(|id| {
-                    (
-                        id.clone(),
-                        g.iter().map(|m| m[id]).sum::<f64>() / g.len() as f64,
-                    )
-                })
-                .collect()
-        };
-        diffs.push(("CorR-PO - GRPO".into(), label, pooled(&g_avg, &c)));
+        diffs.push((
+            "CorR-PO - GRPO".into(),
+            label,
+            pooled(&seed_average(&g), &c),
+        ));
     }
+    // Every held-out problem together (keys "set/id"): the one test an accuracy claim is
+    // decided on, so that five sets are not five chances at p < 0.05.
+    let union = |name: &str| -> BTreeMap<String, f64> {
+        eval_sets()
+            .into_iter()
+            .flat_map(|(_, set)| {
+                per_problem(&ev(&format!("{name}-{set}")))
+                    .into_iter()
+                    .map(move |(id, x)| (format!("{set}/{id}"), x))
+            })
+            .collect()
+    };
+    let unions = |algo: &str| -> Vec<BTreeMap<String, f64>> {
+        runs.iter()
+            .filter(|r| r.algo == algo)
+            .map(|r| union(&r.name))
+            .collect()
+    };
+    let (sft_all, g_all, c_all) = (union("sft"), unions("grpo"), unions("corr-po"));
+    diffs.push((
+        "GRPO - SFT".into(),
+        ALL_SETS.into(),
+        pooled(&sft_all, &g_all),
+    ));
+    diffs.push((
+        "CorR-PO - SFT".into(),
+        ALL_SETS.into(),
+        pooled(&sft_all, &c_all),
+    ));
+    diffs.push((
+        "CorR-PO - GRPO".into(),
+        ALL_SETS.into(),
+        pooled(&seed_average(&g_all), &c_all),
+    ));
     let mut head = vec![
         "held-out set".to_string(),
         format!("SFT model (step {last})"),
@@ -672,6 +839,7 @@ fn blocks(
         ],
         rows,
     ));
+    seeds_section(&mut b, report, cfg, &runs, &metrics, &ev);
     let phase = |algo: &str, k: &str| -> Option<f64> {
         let v: Vec<f64> = metrics
             .iter()
@@ -705,7 +873,10 @@ fn blocks(
         ("rollout (generation)", "seconds_rollout"),
         ("rewards (verifier)", "seconds_reward"),
         ("fingerprint of the rollouts", "seconds_fingerprint"),
-        ("whole step (with the update)", "seconds_step"),
+        (
+            "whole step (with the update); the ratio to GRPO's own step, less its fingerprint",
+            "seconds_step",
+        ),
         ("whole step less the fingerprint", "less_fingerprint"),
         ("fingerprint work, GFLOP (backward)", "fingerprint_gflop"),
         ("fingerprint rate achieved, GFLOP/s", "fingerprint_rate"),
@@ -714,11 +885,17 @@ fn blocks(
         // GRPO's fingerprint (measured, not rewarded) is the same work as CorR-PO's: a
         // ratio of the two would compare nothing.
         let work = k.starts_with("fingerprint_");
+        // GRPO's median step mixes the seed that measured rho with those that did not.
+        let base = if k == "seconds_step" {
+            phase("grpo", "less_fingerprint")
+        } else {
+            g
+        };
         rows.push(vec![
             label.into(),
             g.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
             c.map(|x| format!("{x:.2}")).unwrap_or("n/a".into()),
-            match (g, c) {
+            match (base, c) {
                 (Some(g), Some(c)) if g > 0.0 && !work => format!("{:.2}", c / g),
                 _ => "-".into(),
             },
@@ -845,17 +1022,16 @@ fn blocks(
     };
     let sft_step_a = paired_test(&cmp_sft, &format!("sft-{last}"), "rho_step");
     let sft_step_b = paired_test(&cmp_fixed, &format!("sft-{last}-fixed"), "rho_step");
-    let acc_tests = |d: &str| -> Vec<Option<Value>> {
+    let acc_test = |d: &str| -> Option<Value> {
         diffs
             .iter()
-            .filter(|(x, _, _)| x == d)
-            .map(|(_, _, t)| t.clone())
-            .collect()
+            .find(|(x, set, _)| x == d && set == ALL_SETS)
+            .and_then(|(_, _, t)| t.clone())
     };
     let acc_text = |d: &str| -> String {
-        diffs
+        let per_set = diffs
             .iter()
-            .filter(|(x, _, _)| x == d)
+            .filter(|(x, set, _)| x == d && set != ALL_SETS)
             .map(|(_, set, t)| {
                 format!(
                     "{set}: {}",
@@ -865,7 +1041,11 @@ fn blocks(
                 )
             })
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        format!(
+            "{ALL_SETS}: {}; by set: {per_set}",
+            pooled_cell(&acc_test(d))
+        )
     };
     let mut rows = vec![
         vec![
@@ -923,13 +1103,13 @@ fn blocks(
         "GRPO raises held-out accuracy".into(),
         "the premise of RLVR".into(),
         acc_text("GRPO - SFT"),
-        across_sets(&acc_tests("GRPO - SFT"), 1.0),
+        paired_verdict(&acc_test("GRPO - SFT"), 1.0),
     ]);
     rows.push(vec![
         "CorR-PO is more accurate than GRPO".into(),
         "higher Pass@1 on AIME24 / MATH-500 / GSM8K".into(),
         acc_text("CorR-PO - GRPO"),
-        across_sets(&acc_tests("CorR-PO - GRPO"), 1.0),
+        paired_verdict(&acc_test("CorR-PO - GRPO"), 1.0),
     ]);
     b.push(Block::Table(
         vec![
@@ -947,8 +1127,9 @@ fn blocks(
          at both checkpoints; RL: the same text or problem, averaged over the seeds) with an exact or sampled \
          sign-flip permutation test: supported when the mean difference has the predicted sign with p < 0.05, \
          not supported when it has the other sign with p < 0.05, inconclusive otherwise. An accuracy claim \
-         over several held-out sets is supported when the CI lies on the predicted side of 0 on some set and \
-         on the other side on none. Uninformative, unlike inconclusive, means the comparison could not have \
+         is decided by one such test over every held-out problem of every set together (five tests, one per \
+         set, would give five chances at p < 0.05); the sets' own differences say where a change lies. \
+         Uninformative, unlike inconclusive, means the comparison could not have \
          found an effect: fewer than 6 responses with a defined rho or fewer than 6 nonzero paired \
          differences (with n nonzero values the exact test's smallest p is 2^(1-n), above 0.05 for n <= 5). \
          Token-level verdicts are the ones to set beside the paper's token-level figures."
@@ -1256,20 +1437,14 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_over_sets_needs_one_set_for_and_none_against() {
-        let t = |l: f64, h: f64| Some(json!({"difference_ci95": [l, h], "uninformative": null}));
-        assert_eq!(across_sets(&[t(0.1, 0.3), t(-0.1, 0.2)], 1.0), "supported");
+    fn seeds_average_per_item_on_the_items_all_have() {
+        let a = map(&[("x", 1.0), ("y", 0.0), ("z", 1.0)]);
+        let b = map(&[("x", 0.0), ("y", 0.0)]);
         assert_eq!(
-            across_sets(&[t(0.1, 0.3), t(-0.3, -0.1)], 1.0),
-            "inconclusive at this scale"
+            seed_average(&[a.clone(), b.clone()]),
+            map(&[("x", 0.5), ("y", 0.0)])
         );
-        assert_eq!(across_sets(&[t(-0.3, -0.1), None], 1.0), "not supported");
-        assert_eq!(
-            across_sets(&[t(-0.1, 0.1)], 1.0),
-            "inconclusive at this scale"
-        );
-        let u = Some(json!({"difference_ci95": [0.1, 0.3], "uninformative": "too few"}));
-        assert!(across_sets(&[u], 1.0).starts_with("uninformative"));
-        assert_eq!(across_sets(&[None, None], 1.0), NO_CI);
+        assert!(seed_average(&[a, BTreeMap::new()]).is_empty());
+        assert!(seed_average(&[]).is_empty());
     }
 }
