@@ -1,7 +1,11 @@
-//! `egi study` end to end at toy size on the real default model: every stage runs and the
-//! report is written; a rerun skips finished stages; the report's tables are read from the
-//! stages' JSON outputs (an edited summary.json shows up in the regenerated report); bad
-//! settings are rejected by name.
+//! `egi study` end to end at toy size: every stage runs and the report is written; a rerun
+//! skips finished stages; the report's tables are read from the stages' JSON outputs (an
+//! edited summary.json shows up in the regenerated report); bad settings are rejected by name.
+//!
+//! The stages run a tiny random model that speaks the default model's tokenizer and chat
+//! template: what is under test is the study's plumbing (its commands, markers, resume and
+//! report), and every command it runs is tested on the real default model by its own test
+//! (eval.rs, fingerprint.rs, train.rs). The numbers mean nothing at toy size either way.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,11 +35,16 @@ fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 #[test]
 fn quick_study_runs_resumes_and_reports_from_json() {
     let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny-model");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 7, &model).unwrap();
     let config = tmp.path().join("study.toml");
     std::fs::write(
         &config,
         // GSM8K from the copies bundled with egi (no data_dir).
-        "fp_prompts = 2\nfp_max_new_tokens = 32\n",
+        format!(
+            "model = {:?}\nfp_prompts = 2\nfp_max_new_tokens = 32\n",
+            model.display().to_string()
+        ),
     )
     .unwrap();
     let dir = tmp.path().join("study");

@@ -108,3 +108,25 @@ pub fn tiny_random(arch: Arch, dtype: DType, seed: u64) -> Result<Transformer> {
     let w = random_weights(&cfg, seed)?;
     Transformer::from_weights(cfg, w, dtype, &Device::Cpu, "tiny-random")
 }
+
+/// A tiny random Llama (tiny_config's shape, a two-layer model of a few MB) that reads and
+/// writes text with the tokenizer and chat template of `spec` (for example `default`), saved
+/// as a Hugging Face directory at `dir`: for end-to-end tests of commands whose plumbing, not
+/// whose model, is under test (a study's stages, resume, reports), at a thousandth of the
+/// real model's cost. Deterministic in `seed`.
+pub fn save_tiny_with_tokenizer_of(spec: &str, seed: u64, dir: &std::path::Path) -> Result<()> {
+    let src = crate::load::load(spec, DType::F32, &Device::Cpu)?;
+    let tokenizer = src.tokenizer()?;
+    let real = &src.model.cfg;
+    let cfg = ModelConfig {
+        vocab_size: real.vocab_size,
+        rope_scaling: None,
+        max_position_embeddings: real.max_position_embeddings,
+        bos_token_id: real.bos_token_id,
+        eos_token_ids: real.eos_token_ids.clone(),
+        ..tiny_config(Arch::Llama)
+    };
+    let w = random_weights(&cfg, seed)?;
+    let model = Transformer::from_weights(cfg, w, DType::F32, &Device::Cpu, "tiny-random")?;
+    crate::load::save_hf_dir(&model, Some(tokenizer), &src.generation, dir)
+}
