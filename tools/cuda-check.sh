@@ -32,8 +32,11 @@ cp Cargo.lock "$lock_copy"
 # The patch rewrites Cargo.lock's entry for candle-kernels; put the pinned file back.
 trap 'cp "$lock_copy" Cargo.lock; rm -rf "$work"' EXIT
 
+# The stub is made in a scratch folder, then kept in the target folder at a fixed path with
+# unchanged file times, so that the next run finds everything checked against it still fresh.
 stub="$work/candle-kernels-$ver"
-cp -r "$src" "$stub"
+kept="${CARGO_TARGET_DIR:-$here/target}/cuda-check/candle-kernels-$ver"
+cp -rp "$src" "$stub"
 chmod -R u+w "$stub"
 # The PTX modules are the top-level .cu files that candle's build.rs compiles to PTX (it
 # excludes the statically linked moe_*, mmvq_gguf and mmq_* kernels), each a constant named
@@ -56,10 +59,15 @@ EOF
 awk '/^\[/{skip = ($0 ~ /^\[build-dependencies/)} !skip' "$stub/Cargo.toml" >"$stub/Cargo.toml.new"
 mv "$stub/Cargo.toml.new" "$stub/Cargo.toml"
 rm -f "$stub/Cargo.lock"
+if ! diff -rq "$stub" "$kept" >/dev/null 2>&1; then
+    rm -rf "$kept"
+    mkdir -p "$(dirname "$kept")"
+    mv "$stub" "$kept"
+fi
 
 # cudarc reads the toolkit's version from nvcc unless told; 13.0 is what tools/cuda-toolkit.sh
 # installs and what docs/gpu.md's builds use.
 export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13000}"
 say "candle-kernels $ver stubbed from $src; clippy --features egi/cuda (CUDA $CUDARC_CUDA_VERSION)"
 cargo clippy --release --workspace --all-targets --features egi/cuda \
-    --config "patch.crates-io.candle-kernels.path=\"$stub\"" "$@" -- -D warnings
+    --config "patch.crates-io.candle-kernels.path=\"$kept\"" "$@" -- -D warnings

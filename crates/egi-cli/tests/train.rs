@@ -46,12 +46,13 @@ fn train_with_config_file_then_resume_after_kill() {
     let dir = tempfile::tempdir().unwrap();
     let data = problems(dir.path());
     let cfg = dir.path().join("train.toml");
-    // The file sets a 4-step run; the flag overrides max_new_tokens.
+    // The file sets a 4-step run, a checkpoint every 2 steps (each is 1.6 GB: weights and
+    // AdamW's moments); the flag overrides max_new_tokens.
     write(
         &cfg,
         &format!(
             "algo = \"corr-po\"\nmodel = \"default\"\ndata = \"{}\"\nmax_steps = 4\ngroup_size = 2\n\
-             batch_prompts = 1\nmax_new_tokens = 64\nsave_every = 1\nlr = 1e-6\nseed = 5\n",
+             batch_prompts = 1\nmax_new_tokens = 64\nsave_every = 2\nlr = 1e-6\nseed = 5\n",
             data.display()
         ),
     );
