@@ -253,15 +253,7 @@ pub struct VerifyArgs {
 }
 
 fn verdict_json(answer: &str, gold: &str, o: &Options) -> Value {
-    let v = verify(answer, gold, o);
-    json!({
-        "verdict": v.status,
-        "extracted": v.extracted.as_ref().map(|e| &e.text),
-        "extract_method": v.extracted.as_ref().map(|e| &e.method),
-        "answer_normalized": v.answer_normalized,
-        "gold_normalized": v.gold_normalized,
-        "rule": v.method,
-    })
+    verify(answer, gold, o).to_record()
 }
 
 pub fn verify_cmd(a: VerifyArgs) -> Result<()> {

@@ -45,7 +45,12 @@ pub fn run(a: Args) -> Result<()> {
     let _lock = crate::lock::lock_dir(dir)?;
     if !a.report_only {
         egi_study::prepare(dir, &cfg, &list)?;
-        let exe = std::env::current_exe().context("cannot locate the egi executable")?;
+        // Each stage is this egi run again. Under the Python package's `egi` command this
+        // process is Python, so its launcher names the command to run in EGI_EXE.
+        let exe = match std::env::var_os("EGI_EXE") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::current_exe().context("cannot locate the egi executable")?,
+        };
         let bar = crate::common::progress(list.len() as u64, "study");
         for st in &list {
             bar.set_message(st.name.clone());

@@ -116,6 +116,21 @@ pub struct Verdict {
     pub method: Option<String>,
 }
 
+impl Verdict {
+    /// The verdict as `egi verify` prints it and the Python package returns it: `verdict`,
+    /// `extracted`, `extract_method`, `answer_normalized`, `gold_normalized`, `rule`.
+    pub fn to_record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "verdict": self.status,
+            "extracted": self.extracted.as_ref().map(|e| &e.text),
+            "extract_method": self.extracted.as_ref().map(|e| &e.method),
+            "answer_normalized": self.answer_normalized,
+            "gold_normalized": self.gold_normalized,
+            "rule": self.method,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Options {
     /// The answer must follow a closing `</think>`.

@@ -1,0 +1,16 @@
+"""egi: look inside reasoning language models and train them, from Python.
+
+A thin layer over egi's Rust crates (the same code as the ``egi`` command, which this package
+also installs). This release holds the math-answer verifier and reward functions for TRL and
+verl built on it (``egi.rewards``).
+
+>>> import egi
+>>> egi.verify("The answer is \\\\boxed{\\\\frac{1}{2}}", "0.5")["verdict"]
+'correct'
+>>> [r["verdict"] for r in egi.verify_many(["x = 3", "#### 4"], ["3", "5"])]
+['correct', 'wrong']
+"""
+
+from ._egi import __version__, correct_many, verify, verify_many
+
+__all__ = ["__version__", "verify", "verify_many", "correct_many"]

@@ -1,0 +1,33 @@
+"""Type stubs of egi's extension module (src/lib.rs)."""
+
+from typing import Literal, NoReturn, TypedDict
+
+__version__: str
+
+class VerifyRecord(TypedDict):
+    verdict: Literal["correct", "wrong", "unparsable_answer", "unparsable_gold"]
+    extracted: str | None
+    extract_method: Literal["boxed", "gsm8k_hash", "answer_phrase", "inline_math", "last_number", "whole"] | None
+    answer_normalized: str | None
+    gold_normalized: str | None
+    rule: str | None
+
+def verify(answer: str, gold: str, *, require_think_close: bool = False, rel_tol: float = 1e-6) -> VerifyRecord:
+    """Checks one answer against its gold: the verdict and the extracted and normalised forms,
+    with the field names `egi verify` prints. ``answer`` is a whole response (the answer is
+    extracted from it: last ``\\boxed{}``, ``#### N``, "the answer is", ...); ``gold`` the
+    reference answer. ``require_think_close``: only text after ``</think>`` counts.
+    ``rel_tol``: relative tolerance of numeric comparison."""
+
+def verify_many(
+    answers: list[str], golds: list[str], *, require_think_close: bool = False, rel_tol: float = 1e-6
+) -> list[VerifyRecord]:
+    """:func:`verify` over pairs, in parallel on every core with the GIL released."""
+
+def correct_many(
+    answers: list[str], golds: list[str], *, require_think_close: bool = False, rel_tol: float = 1e-6
+) -> list[bool]:
+    """Whether each answer is correct (verdict ``correct``), in parallel with the GIL released."""
+
+def run_cli(args: list[str]) -> NoReturn:
+    """Runs the ``egi`` command with ``args`` (program name first) and ends the process."""
