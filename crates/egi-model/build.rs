@@ -1,0 +1,2 @@
+// Empty: egi-model's build-dependencies only pin a proc-macro feature (see Cargo.toml).
+fn main() {}
