@@ -204,6 +204,30 @@ fn opts_from(a: &RunArgs, n_layers: usize) -> Result<ProbeOptions> {
     })
 }
 
+/// The settings `egi fingerprint FLAGS...` would measure with, for a model of `n_layers`
+/// layers: the Python package's `Model.fingerprint` passes its options as these flags, so
+/// both read them with one parser, one set of defaults and the same error messages.
+pub fn settings_from_flags(model: &str, n_layers: usize, flags: &[String]) -> Result<RunSettings> {
+    #[derive(clap::Parser)]
+    #[command(name = "egi fingerprint", no_binary_name = true)]
+    struct Flags {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let a = <Flags as clap::Parser>::try_parse_from(flags)
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("").trim()))?
+        .run;
+    Ok(RunSettings {
+        model: model.to_string(),
+        options: opts_from(&a, n_layers)?,
+        raw: a.raw,
+        per_matrix: a.per_matrix,
+        max_tokens: a.max_tokens,
+        bootstrap: a.bootstrap,
+        fresh: false,
+    })
+}
+
 fn run_probe(a: RunArgs) -> Result<()> {
     let t_start = Instant::now();
     let Some(out_dir) = a.out.clone() else {

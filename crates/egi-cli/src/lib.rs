@@ -6,10 +6,10 @@
 mod bench;
 mod cmd_data;
 mod cmd_eval;
-mod cmd_fingerprint;
+pub mod cmd_fingerprint;
 mod cmd_generate;
 mod cmd_plot;
-mod cmd_score;
+pub mod cmd_score;
 mod cmd_study;
 mod cmd_train;
 mod common;
@@ -122,6 +122,24 @@ fn parse_cli(args: Vec<std::ffi::OsString>) -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// An error as egi reports it, on one line: the chain of causes, outermost first (the first
+/// line of each: candle appends backtraces to some messages). The Python package raises its
+/// exceptions with the same text.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let msg: Vec<String> = e
+        .chain()
+        .map(|c| {
+            c.to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    msg.join(": ")
+}
+
 /// Runs the `egi` command with `args` (the program name first, as in `std::env::args_os`)
 /// and ends the process: exit status 0, 1 with a one-line `error:` on stderr, or clap's 2
 /// for bad arguments. It owns the process: it sets the allocator's and SIGPIPE's behaviour.
@@ -172,20 +190,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ! {
         Cmd::Study(a) => cmd_study::run(a),
     };
     if let Err(e) = r {
-        // One line: the chain of causes, outermost first (first line of each: candle appends
-        // backtraces to some messages).
-        let msg: Vec<String> = e
-            .chain()
-            .map(|c| {
-                c.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
-            .collect();
-        eprintln!("error: {}", msg.join(": "));
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
     // process::exit runs no destructors: write out what stdout still holds.

@@ -3,7 +3,7 @@
 //! the GIL around long calls, and turns errors into Python exceptions. The Python-facing API
 //! (docstrings, reward functions) is in `python/egi/`.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rayon::prelude::*;
@@ -37,6 +37,173 @@ fn to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyA
             d.into_any()
         }
     })
+}
+
+/// An egi error as a Python exception with the message the `egi` command prints: OSError's
+/// subclasses for the file system's refusals, ValueError for everything else egi rejects.
+fn py_err(e: anyhow::Error) -> PyErr {
+    let msg = egi::one_line(&e);
+    let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+    match io.map(|io| io.kind()) {
+        Some(std::io::ErrorKind::NotFound) => PyFileNotFoundError::new_err(msg),
+        Some(std::io::ErrorKind::PermissionDenied) => PyPermissionError::new_err(msg),
+        Some(_) => PyOSError::new_err(msg),
+        None if msg.to_lowercase().contains("no such file") || msg.contains(": not found") => {
+            PyFileNotFoundError::new_err(msg)
+        }
+        None => PyValueError::new_err(msg),
+    }
+}
+
+/// A loaded model: weights, tokenizer and chat template (`egi.Model` in Python).
+#[pyclass(module = "egi._egi", name = "Model", frozen)]
+struct Model {
+    m: egi_model::LoadedModel,
+    spec: String,
+}
+
+fn texts(
+    prompts: Vec<String>,
+    responses: Vec<String>,
+    ids: Option<Vec<String>>,
+) -> PyResult<Vec<egi_probe::run::Text>> {
+    if prompts.len() != responses.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} prompts but {} responses: give one response per prompt",
+            prompts.len(),
+            responses.len()
+        )));
+    }
+    let ids = ids.unwrap_or_else(|| (0..prompts.len()).map(|i| i.to_string()).collect());
+    if ids.len() != prompts.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} ids for {} prompts",
+            ids.len(),
+            prompts.len()
+        )));
+    }
+    Ok(ids
+        .into_iter()
+        .zip(prompts.into_iter().zip(responses))
+        .map(|(id, (prompt, response))| egi_probe::run::Text {
+            id,
+            prompt,
+            response,
+        })
+        .collect())
+}
+
+#[pymethods]
+impl Model {
+    #[new]
+    #[pyo3(signature = (model = "default", device = "cpu", dtype = "f32"))]
+    fn new(py: Python<'_>, model: &str, device: &str, dtype: &str) -> PyResult<Self> {
+        let dev = egi_model::select_device(device).map_err(py_err)?;
+        let dt = egi_model::parse_dtype(dtype).map_err(py_err)?;
+        let m = py
+            .detach(|| egi_model::load(model, dt, &dev))
+            .map_err(py_err)?;
+        m.tokenizer().map_err(py_err)?;
+        Ok(Model {
+            m,
+            spec: model.to_string(),
+        })
+    }
+
+    /// The model's configuration as `egi info` prints it (Hugging Face names).
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.m.model.cfg.to_hf_json())
+    }
+
+    #[pyo3(signature = (prompts, responses, *, ids = None, raw = false))]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        prompts: Vec<String>,
+        responses: Vec<String>,
+        ids: Option<Vec<String>>,
+        raw: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let tok = self.m.tokenizer().map_err(py_err)?;
+        let out = PyList::empty(py);
+        for t in texts(prompts, responses, ids)? {
+            let id = serde_json::Value::String(t.id.clone());
+            let r = py
+                .detach(|| {
+                    egi::cmd_score::score_record(
+                        &self.m.model,
+                        tok,
+                        &id,
+                        &t.prompt,
+                        &t.response,
+                        raw,
+                    )
+                })
+                .map_err(|e| py_err(e.context(format!("response {}", t.id))))?;
+            out.append(to_py(py, &r)?)?;
+            py.check_signals()?;
+        }
+        Ok(out)
+    }
+
+    /// Records (as in responses.jsonl, skipped ones with their reason) and the summary (as in
+    /// summary.json); `flags` are `egi fingerprint`'s options.
+    #[pyo3(signature = (prompts, responses, *, ids = None, flags = Vec::new()))]
+    fn fingerprint<'py>(
+        &self,
+        py: Python<'py>,
+        prompts: Vec<String>,
+        responses: Vec<String>,
+        ids: Option<Vec<String>>,
+        flags: Vec<String>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
+        let t0 = std::time::Instant::now();
+        let n_layers = self.m.model.cfg.num_layers;
+        let settings = egi::cmd_fingerprint::settings_from_flags(&self.spec, n_layers, &flags)
+            .map_err(py_err)?;
+        let tok = self.m.tokenizer().map_err(py_err)?;
+        if !settings.raw && tok.chat_template.is_none() {
+            return Err(PyValueError::new_err(format!(
+                "{}: this model has no chat template; pass raw=True to use the prompts as they are",
+                self.m.source.path().display()
+            )));
+        }
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in texts(prompts, responses, ids)? {
+            if !seen.insert(t.id.clone()) {
+                return Err(PyValueError::new_err(format!(
+                    "duplicate id \"{}\": ids must be unique",
+                    t.id
+                )));
+            }
+            let r = py
+                .detach(|| egi_probe::run::measure_text(&self.m.model, tok, &t, &settings))
+                .map_err(py_err)?;
+            records.push(r);
+            py.check_signals()?;
+        }
+        let o = &settings.options;
+        let summary = py
+            .detach(|| -> anyhow::Result<serde_json::Value> {
+                let matrices = o.matrices(n_layers)?;
+                egi_probe::report::summarize(
+                    &records,
+                    &settings.model,
+                    settings.bootstrap,
+                    o,
+                    &matrices,
+                    n_layers,
+                    t0.elapsed().as_secs_f64(),
+                )
+            })
+            .map_err(py_err)?;
+        let out = PyList::empty(py);
+        for r in &records {
+            out.append(to_py(py, r)?)?;
+        }
+        Ok((out, to_py(py, &summary)?))
+    }
 }
 
 fn options(require_think_close: bool, rel_tol: f64) -> PyResult<Options> {
@@ -133,5 +300,6 @@ fn _egi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_many, m)?)?;
     m.add_function(wrap_pyfunction!(correct_many, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_class::<Model>()?;
     Ok(())
 }

@@ -31,3 +31,14 @@ def correct_many(
 
 def run_cli(args: list[str]) -> NoReturn:
     """Runs the ``egi`` command with ``args`` (program name first) and ends the process."""
+
+class Model:
+    """A loaded model (wrapped by :class:`egi.Model`, which adds numpy arrays)."""
+
+    def __init__(self, model: str = "default", device: str = "cpu", dtype: str = "f32") -> None: ...
+    def config(self) -> dict: ...
+    def score(self, prompts: list[str], responses: list[str], *, ids: list[str] | None = None, raw: bool = False) -> list[dict]: ...
+    def fingerprint(
+        self, prompts: list[str], responses: list[str], *, ids: list[str] | None = None, flags: list[str] = ...
+    ) -> tuple[list[dict], dict]:
+        """Records and summary; ``flags`` are ``egi fingerprint``'s options."""
