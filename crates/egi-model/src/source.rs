@@ -61,7 +61,13 @@ pub fn resolve(spec: &str) -> Result<ModelSource> {
     }
     if p.extension().is_some_and(|e| e == "gguf") || spec.starts_with('.') || spec.starts_with('/')
     {
-        bail!("{spec}: no such file or directory");
+        // An io::Error underneath, so that callers can tell a missing file from a bad one
+        // (the Python package raises FileNotFoundError); the message is the same.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{spec}: no such file or directory"),
+        )
+        .into());
     }
     hub(spec)
 }

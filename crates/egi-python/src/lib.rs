@@ -48,9 +48,6 @@ fn py_err(e: anyhow::Error) -> PyErr {
         Some(std::io::ErrorKind::NotFound) => PyFileNotFoundError::new_err(msg),
         Some(std::io::ErrorKind::PermissionDenied) => PyPermissionError::new_err(msg),
         Some(_) => PyOSError::new_err(msg),
-        None if msg.to_lowercase().contains("no such file") || msg.contains(": not found") => {
-            PyFileNotFoundError::new_err(msg)
-        }
         None => PyValueError::new_err(msg),
     }
 }
@@ -93,6 +90,28 @@ fn texts(
         .collect())
 }
 
+/// `f` on each text in turn with the GIL released, stopping on Ctrl-C between texts.
+fn each_text(
+    py: Python<'_>,
+    texts: &[egi_probe::run::Text],
+    f: impl Fn(&egi_probe::run::Text) -> anyhow::Result<serde_json::Value> + Sync,
+) -> PyResult<Vec<serde_json::Value>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for t in texts {
+        out.push(py.detach(|| f(t)).map_err(py_err)?);
+        py.check_signals()?;
+    }
+    Ok(out)
+}
+
+fn to_py_list<'py>(py: Python<'py>, records: &[serde_json::Value]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for r in records {
+        out.append(to_py(py, r)?)?;
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl Model {
     #[new]
@@ -125,25 +144,13 @@ impl Model {
         raw: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let tok = self.m.tokenizer().map_err(py_err)?;
-        let out = PyList::empty(py);
-        for t in texts(prompts, responses, ids)? {
+        let texts = texts(prompts, responses, ids)?;
+        let records = each_text(py, &texts, |t| {
             let id = serde_json::Value::String(t.id.clone());
-            let r = py
-                .detach(|| {
-                    egi::cmd_score::score_record(
-                        &self.m.model,
-                        tok,
-                        &id,
-                        &t.prompt,
-                        &t.response,
-                        raw,
-                    )
-                })
-                .map_err(|e| py_err(e.context(format!("response {}", t.id))))?;
-            out.append(to_py(py, &r)?)?;
-            py.check_signals()?;
-        }
-        Ok(out)
+            egi::cmd_score::score_record(&self.m.model, tok, &id, &t.prompt, &t.response, raw)
+                .map_err(|e| e.context(format!("response {}", t.id)))
+        })?;
+        to_py_list(py, &records)
     }
 
     /// Records (as in responses.jsonl, skipped ones with their reason) and the summary (as in
@@ -168,21 +175,17 @@ impl Model {
                 self.m.source.path().display()
             )));
         }
-        let mut records = Vec::new();
+        let texts = texts(prompts, responses, ids)?;
         let mut seen = std::collections::HashSet::new();
-        for t in texts(prompts, responses, ids)? {
-            if !seen.insert(t.id.clone()) {
-                return Err(PyValueError::new_err(format!(
-                    "duplicate id \"{}\": ids must be unique",
-                    t.id
-                )));
-            }
-            let r = py
-                .detach(|| egi_probe::run::measure_text(&self.m.model, tok, &t, &settings))
-                .map_err(py_err)?;
-            records.push(r);
-            py.check_signals()?;
+        if let Some(t) = texts.iter().find(|t| !seen.insert(t.id.as_str())) {
+            return Err(PyValueError::new_err(format!(
+                "duplicate id \"{}\": ids must be unique",
+                t.id
+            )));
         }
+        let records = each_text(py, &texts, |t| {
+            egi_probe::run::measure_text(&self.m.model, tok, t, &settings)
+        })?;
         let o = &settings.options;
         let summary = py
             .detach(|| -> anyhow::Result<serde_json::Value> {
@@ -198,11 +201,7 @@ impl Model {
                 )
             })
             .map_err(py_err)?;
-        let out = PyList::empty(py);
-        for r in &records {
-            out.append(to_py(py, r)?)?;
-        }
-        Ok((out, to_py(py, &summary)?))
+        Ok((to_py_list(py, &records)?, to_py(py, &summary)?))
     }
 }
 
@@ -259,11 +258,7 @@ fn verify_many<'py>(
             .map(|(a, g)| verify_one(a, g, &o).to_record())
             .collect()
     });
-    let out = PyList::empty(py);
-    for r in &records {
-        out.append(to_py(py, r)?)?;
-    }
-    Ok(out)
+    to_py_list(py, &records)
 }
 
 #[pyfunction]

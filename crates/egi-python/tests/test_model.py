@@ -47,9 +47,10 @@ def test_fingerprint_equals_the_command(model, egi_cmd, tmp_path):
         assert py["rho_step"] == pytest.approx(c["rho_step"], abs=1e-12)
         assert [t["text"] for t in py["tokens"]] == [t["text"] for t in c["tokens"]]
         assert len(py["steps"]) == len(c["steps"]) > 1
-    for k in ("verdict", "rho_token", "rho_step", "n_responses"):
-        if k in cli_summary:
-            assert json.dumps(fp.summary[k], sort_keys=True) == json.dumps(cli_summary[k], sort_keys=True), k
+    # Same bootstrap seed: the CIs, the verdict and the per-matrix means are equal too.
+    for k in ("verdict", "granularity", "responses", "rho_token", "rho_step", "pooled_rho_token", "matrix_mean"):
+        assert json.dumps(fp.summary[k], sort_keys=True) == json.dumps(cli_summary[k], sort_keys=True), k
+    assert "verdict" in repr(fp)
 
 
 def test_fingerprint_options_reach_the_probe(model):

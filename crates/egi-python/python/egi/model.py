@@ -33,7 +33,7 @@ class Fingerprint:
         self.summary = summary
 
     def __repr__(self) -> str:
-        rho = self.summary.get("rho_step" if self.summary.get("options", {}).get("granularity") == "step" else "rho_token", {})
+        rho = self.summary.get("rho_step" if self.summary.get("granularity") == "step" else "rho_token") or {}
         return f"<egi.Fingerprint of {len(self.responses)} responses, verdict {self.summary.get('verdict')!r}, mean rho {rho.get('mean')}>"
 
     def to_pandas(self, level: str = "response"):
