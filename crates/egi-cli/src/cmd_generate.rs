@@ -1,7 +1,7 @@
 //! `egi generate`: sample completions of one prompt.
 
 use anyhow::Result;
-use egi_generate::{generate_with_progress, Request, SamplingParams};
+use egi_generate::{generate_with_progress, Completion, Request, SamplingParams};
 use egi_model::chat::ChatMessage;
 
 #[derive(clap::Args)]
@@ -43,43 +43,80 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> Result<()> {
-    let m = crate::common::load_model(&a.model)?;
-    let tok = m.tokenizer()?;
-    let text = if a.chat {
-        let mut msgs = vec![];
-        if let Some(s) = &a.system {
-            msgs.push(ChatMessage {
-                role: "system".into(),
-                content: s.clone(),
-            });
-        }
-        msgs.push(ChatMessage {
-            role: "user".into(),
-            content: a.prompt.clone(),
-        });
-        tok.apply_chat_template(&msgs, true)?
-    } else {
-        a.prompt.clone()
+/// The prompt as generation starts from it: rendered with the chat template (an optional
+/// system message, then `prompt` as the user's) when `chat`, else as it is with the
+/// tokenizer's BOS if it wants one.
+pub fn prompt_ids(
+    tok: &egi_model::Tokenizer,
+    prompt: &str,
+    chat: bool,
+    system: Option<&str>,
+) -> Result<Vec<u32>> {
+    let Some(system) = system.filter(|_| chat) else {
+        return egi_model::text::encode_prompt(tok, prompt, !chat);
     };
-    let ids = tok.encode(&text, !a.chat)?;
-    let params = SamplingParams {
-        temperature: a.temperature.or(m.generation.temperature).unwrap_or(1.0),
-        top_p: a.top_p.or(m.generation.top_p).unwrap_or(1.0),
-        top_k: a.top_k.or(m.generation.top_k).unwrap_or(0),
-        max_new_tokens: a.max_new_tokens,
-        stop: a.stop.clone(),
-        seed: a.seed,
-    };
-    let reqs: Vec<Request> = (0..a.n.max(1))
+    let msgs = [ChatMessage::system(system), ChatMessage::user(prompt)];
+    tok.encode(&tok.apply_chat_template(&msgs, true)?, false)
+}
+
+/// Sampling settings: each one given, else the checkpoint's generation_config, else egi's
+/// default (temperature 1, top-p 1, top-k off).
+pub fn sampling_params(
+    m: &egi_model::GenerationDefaults,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<usize>,
+    max_new_tokens: usize,
+    stop: Vec<String>,
+) -> SamplingParams {
+    SamplingParams {
+        temperature: temperature.or(m.temperature).unwrap_or(1.0),
+        top_p: top_p.or(m.top_p).unwrap_or(1.0),
+        top_k: top_k.or(m.top_k).unwrap_or(0),
+        max_new_tokens,
+        stop,
+        seed: 0,
+    }
+}
+
+/// `n` requests (at least one) for one prompt; completion i uses seed `seed + i`.
+pub fn requests(ids: &[u32], params: &SamplingParams, seed: u64, n: usize) -> Vec<Request> {
+    (0..n.max(1))
         .map(|i| Request {
-            prompt_ids: ids.clone(),
+            prompt_ids: ids.to_vec(),
             params: SamplingParams {
-                seed: a.seed + i as u64,
+                seed: seed + i as u64,
                 ..params.clone()
             },
         })
-        .collect();
+        .collect()
+}
+
+/// One completion as `--json` prints it.
+pub fn completion_record(index: usize, seed: u64, c: &Completion) -> serde_json::Value {
+    serde_json::json!({
+        "index": index,
+        "seed": seed,
+        "text": c.text,
+        "token_ids": c.token_ids,
+        "logprobs": c.logprobs,
+        "finish_reason": c.finish_reason,
+    })
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let m = crate::common::load_model(&a.model)?;
+    let tok = m.tokenizer()?;
+    let ids = prompt_ids(tok, &a.prompt, a.chat, a.system.as_deref())?;
+    let params = sampling_params(
+        &m.generation,
+        a.temperature,
+        a.top_p,
+        a.top_k,
+        a.max_new_tokens,
+        a.stop.clone(),
+    );
+    let reqs = requests(&ids, &params, a.seed, a.n);
     let pb = crate::common::progress((a.max_new_tokens * reqs.len()) as u64, "tokens");
     let t = std::time::Instant::now();
     let out = generate_with_progress(&m.model, tok, &m.eos_ids(), &reqs, &mut |n| {
@@ -94,15 +131,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     for (i, c) in out.iter().enumerate() {
         if a.json {
-            let v = serde_json::json!({
-                "index": i,
-                "seed": reqs[i].params.seed,
-                "text": c.text,
-                "token_ids": c.token_ids,
-                "logprobs": c.logprobs,
-                "finish_reason": c.finish_reason,
-            });
-            println!("{v}");
+            println!("{}", completion_record(i, reqs[i].params.seed, c));
         } else {
             if a.n > 1 {
                 println!(

@@ -7,7 +7,7 @@ mod bench;
 mod cmd_data;
 mod cmd_eval;
 pub mod cmd_fingerprint;
-mod cmd_generate;
+pub mod cmd_generate;
 mod cmd_plot;
 pub mod cmd_score;
 mod cmd_study;

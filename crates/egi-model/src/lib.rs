@@ -34,5 +34,5 @@ pub mod weights;
 pub use config::{Arch, ModelConfig};
 pub use device::{device_name, parse_dtype, select_device};
 pub use load::{load, save_hf_dir, GenerationDefaults, LoadedModel};
-pub use model::{AttnInput, KvCache, LayerView, Transformer};
+pub use model::{AttnInput, KvCache, LayerView, StateLoad, Transformer};
 pub use tokenizer::Tokenizer;

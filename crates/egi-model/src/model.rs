@@ -64,6 +64,14 @@ pub struct LayerView<'a> {
     pub down: &'a Tensor,
 }
 
+/// What [`Transformer::load_state`] left aside: names it does not know (skipped, non-strict
+/// only) and weights that were not given (unchanged).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StateLoad {
+    pub unexpected: Vec<String>,
+    pub missing: Vec<String>,
+}
+
 pub struct Transformer {
     pub cfg: ModelConfig,
     params: Vec<Param>,
@@ -425,6 +433,85 @@ impl Transformer {
         p.value = value;
         p.var = None;
         Ok(())
+    }
+
+    /// Replace weights by HF name, all or none: every name and shape is checked before any
+    /// weight changes. Values are converted to the model's dtype and device. `strict`: every
+    /// weight must be given and every name known (as torch's `load_state_dict`); otherwise
+    /// the names this model lacks are returned as unexpected and the rest keep their values.
+    /// A tied model's `lm_head.weight` is accepted when it equals the embedding it is tied to.
+    pub fn load_state(&mut self, mut w: Weights, strict: bool) -> Result<StateLoad> {
+        let mut report = StateLoad::default();
+        if self.lm_head.is_none() {
+            if let Some(head) = w.remove("lm_head.weight") {
+                let embed = w
+                    .get("model.embed_tokens.weight")
+                    .unwrap_or(&self.params[self.embed].value);
+                let same = head.dims() == embed.dims()
+                    && head
+                        .to_device(&Device::Cpu)?
+                        .to_dtype(DType::F32)?
+                        .eq(&embed.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)?
+                        .flatten_all()?
+                        .min(0)?
+                        .to_scalar::<u8>()?
+                        == 1;
+                if !same {
+                    bail!(
+                        "lm_head.weight: this model ties it to model.embed_tokens.weight \
+                         (tie_word_embeddings), but the value given differs from the embedding: \
+                         hand over the tied weights, or load an untied checkpoint"
+                    );
+                }
+            }
+        }
+        w.retain(|k, _| !k.ends_with("rotary_emb.inv_freq"));
+        let mut updates = Vec::with_capacity(w.len());
+        let mut names: Vec<&String> = w.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(&i) = self.index.get(name.as_str()) else {
+                report.unexpected.push(name.clone());
+                continue;
+            };
+            let (given, want) = (w[name].dims(), self.params[i].value.dims());
+            if given != want {
+                bail!("{name}: shape {given:?} given, this model's is {want:?}");
+            }
+            updates.push((i, name));
+        }
+        report.missing = self
+            .params
+            .iter()
+            .filter(|p| !w.contains_key(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        if strict && !(report.unexpected.is_empty() && report.missing.is_empty()) {
+            let list = |v: &[String]| match v {
+                [] => "none".to_string(),
+                [a] => a.clone(),
+                [a, ..] => format!("{a} and {} more", v.len() - 1),
+            };
+            bail!(
+                "state dict does not match the model: unexpected {}; missing {} \
+                 (strict=False loads a subset)",
+                list(&report.unexpected),
+                list(&report.missing)
+            );
+        }
+        let values = updates
+            .iter()
+            .map(|(i, name)| {
+                let v = w[*name].to_device(&self.device)?.to_dtype(self.dtype)?;
+                Ok((*i, v.detach()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (i, v) in values {
+            let p = &mut self.params[i];
+            p.value = v;
+            p.var = None;
+        }
+        Ok(report)
     }
 
     /// The same weights (shared storage, so later in-place updates show through) with no

@@ -3,10 +3,14 @@
 //! the GIL around long calls, and turns errors into Python exceptions. The Python-facing API
 //! (docstrings, reward functions) is in `python/egi/`.
 
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rayon::prelude::*;
+use std::sync::{Arc, RwLock};
 
 use egi_verify::{verify as verify_one, Options, Status};
 
@@ -53,10 +57,28 @@ fn py_err(e: anyhow::Error) -> PyErr {
 }
 
 /// A loaded model: weights, tokenizer and chat template (`egi.Model` in Python).
+///
+/// The weights sit behind an `Arc` that `load_state_dict` swaps whole: a call that started
+/// before keeps the weights it started with, and the lock is held only for the swap, never
+/// while waiting for the GIL.
 #[pyclass(module = "egi._egi", name = "Model", frozen)]
 struct Model {
-    m: egi_model::LoadedModel,
+    weights: RwLock<Arc<egi_model::Transformer>>,
+    tok: egi_model::Tokenizer,
+    source: egi_model::source::ModelSource,
+    generation: egi_model::GenerationDefaults,
+    eos_ids: Vec<u32>,
     spec: String,
+}
+
+impl Model {
+    fn weights(&self) -> Arc<egi_model::Transformer> {
+        // A poisoned lock still holds a whole Arc: the swap cannot be half done.
+        match self.weights.read() {
+            Ok(w) => w.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
 fn texts(
@@ -104,6 +126,40 @@ fn each_text(
     Ok(out)
 }
 
+/// Adds to each record with `tokens` a numpy array per (array, token field): int64 for
+/// `ids`, float64 otherwise (NaN where the field is null).
+fn token_arrays(records: &Bound<'_, PyList>, fields: &[(&str, &str)]) -> PyResult<()> {
+    let py = records.py();
+    for r in records.iter() {
+        let r = r.cast::<PyDict>()?;
+        let Some(tokens) = r.get_item("tokens")? else {
+            continue;
+        };
+        let tokens = tokens.cast::<PyList>()?;
+        for &(array, field) in fields {
+            if array == "ids" {
+                let v: Vec<i64> = tokens
+                    .iter()
+                    .map(|t| t.get_item(field)?.extract())
+                    .collect::<PyResult<_>>()?;
+                r.set_item(array, PyArray1::from_vec(py, v))?;
+            } else {
+                // A field a mode leaves out (per-token influence with a per-step step mode) is NaN.
+                let v: Vec<f64> = tokens
+                    .iter()
+                    .map(|t| {
+                        Ok(t.get_item(field)?
+                            .extract::<Option<f64>>()?
+                            .unwrap_or(f64::NAN))
+                    })
+                    .collect::<PyResult<_>>()?;
+                r.set_item(array, PyArray1::from_vec(py, v))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn to_py_list<'py>(py: Python<'py>, records: &[serde_json::Value]) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for r in records {
@@ -123,15 +179,177 @@ impl Model {
             .detach(|| egi_model::load(model, dt, &dev))
             .map_err(py_err)?;
         m.tokenizer().map_err(py_err)?;
+        let eos_ids = m.eos_ids();
+        let egi_model::LoadedModel {
+            model: weights,
+            tokenizer,
+            source,
+            generation,
+        } = m;
         Ok(Model {
-            m,
+            weights: RwLock::new(Arc::new(weights)),
+            tok: tokenizer.expect("checked above"),
+            source,
+            generation,
+            eos_ids,
             spec: model.to_string(),
         })
     }
 
     /// The model's configuration as `egi info` prints it (Hugging Face names).
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.m.model.cfg.to_hf_json())
+        to_py(py, &self.weights().cfg.to_hf_json())
+    }
+
+    /// The chat template applied to `messages` ((role, content) pairs), as text.
+    #[pyo3(signature = (messages, add_generation_prompt = true))]
+    fn apply_chat_template(
+        &self,
+        messages: Vec<(String, String)>,
+        add_generation_prompt: bool,
+    ) -> PyResult<String> {
+        let msgs: Vec<_> = messages
+            .into_iter()
+            .map(|(role, content)| egi_model::chat::ChatMessage { role, content })
+            .collect();
+        self.tok
+            .apply_chat_template(&msgs, add_generation_prompt)
+            .map_err(py_err)
+    }
+
+    /// The weights under Hugging Face names, as float32 numpy arrays (copies).
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let model = self.weights();
+        let mut named: Vec<_> = model.weights().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let out = PyDict::new(py);
+        for (name, t) in named {
+            let shape = t.dims().to_vec();
+            let data = py
+                .detach(|| -> candle_core::Result<Vec<f32>> {
+                    t.to_device(&candle_core::Device::Cpu)?
+                        .to_dtype(candle_core::DType::F32)?
+                        .flatten_all()?
+                        .to_vec1()
+                })
+                .map_err(|e| py_err(anyhow::anyhow!("{name}: {e}")))?;
+            let a = numpy::ndarray::ArrayD::from_shape_vec(shape, data)
+                .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+            out.set_item(name, a.into_pyarray(py))?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the current weights, tokenizer and generation defaults as a Hugging Face
+    /// directory (`egi save`).
+    fn save(&self, py: Python<'_>, dir: std::path::PathBuf) -> PyResult<()> {
+        let model = self.weights();
+        py.detach(|| egi_model::save_hf_dir(&model, Some(&self.tok), &self.generation, &dir))
+            .map_err(py_err)
+    }
+
+    /// Replace weights by Hugging Face name (`arrays`: float32 numpy arrays, C order), all or
+    /// none; returns the (unexpected, missing) names.
+    #[pyo3(signature = (names, arrays, *, strict = true))]
+    fn load_state_dict(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        arrays: Vec<Bound<'_, PyAny>>,
+        strict: bool,
+    ) -> PyResult<(Vec<String>, Vec<String>)> {
+        if names.len() != arrays.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} names but {} arrays",
+                names.len(),
+                arrays.len()
+            )));
+        }
+        let mut w = egi_model::weights::Weights::new();
+        for (name, a) in names.into_iter().zip(arrays) {
+            let a: PyReadonlyArrayDyn<'_, f32> = a.extract().map_err(|_| {
+                let ty = a
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                PyTypeError::new_err(format!("{name}: expected a float32 numpy array, got {ty}"))
+            })?;
+            let shape = a.shape().to_vec();
+            let data = match a.as_slice() {
+                Ok(s) => s.to_vec(),
+                Err(_) => a.as_array().iter().copied().collect(),
+            };
+            let t = candle_core::Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
+                .map_err(|e| py_err(anyhow::anyhow!("{name}: {e}")))?;
+            if w.insert(name.clone(), t).is_some() {
+                return Err(PyValueError::new_err(format!("{name}: given twice")));
+            }
+        }
+        let current = self.weights();
+        let (next, report) = py
+            .detach(|| -> anyhow::Result<_> {
+                let mut next = current.detached();
+                let report = next.load_state(w, strict)?;
+                Ok((next, report))
+            })
+            .map_err(py_err)?;
+        match self.weights.write() {
+            Ok(mut g) => *g = Arc::new(next),
+            Err(p) => *p.into_inner() = Arc::new(next),
+        }
+        Ok((report.unexpected, report.missing))
+    }
+
+    /// Completions of each prompt (`egi generate`'s records, `--json`): `n` per prompt, the
+    /// i-th with seed `seed + i`, all prompts sampled as one batch.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (prompts, *, n = 1, max_new_tokens = 256, temperature = None, top_p = None, top_k = None, seed = 0, stop = Vec::new(), chat = true, system = None))]
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        prompts: Vec<String>,
+        n: usize,
+        max_new_tokens: usize,
+        temperature: Option<f64>,
+        top_p: Option<f64>,
+        top_k: Option<usize>,
+        seed: u64,
+        stop: Vec<String>,
+        chat: bool,
+        system: Option<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        use egi::cmd_generate as g;
+        let params = g::sampling_params(
+            &self.generation,
+            temperature,
+            top_p,
+            top_k,
+            max_new_tokens,
+            stop,
+        );
+        let mut reqs = vec![];
+        for p in &prompts {
+            let ids = g::prompt_ids(&self.tok, p, chat, system.as_deref()).map_err(py_err)?;
+            reqs.extend(g::requests(&ids, &params, seed, n));
+        }
+        let model = self.weights();
+        let out = py
+            .detach(|| egi_generate::generate(&model, &self.tok, &self.eos_ids, &reqs))
+            .map_err(py_err)?;
+        let per = n.max(1);
+        let records: Vec<serde_json::Value> = out
+            .iter()
+            .enumerate()
+            .map(|(k, c)| g::completion_record(k % per, reqs[k].params.seed, c))
+            .collect();
+        let list = to_py_list(py, &records)?;
+        for (item, c) in list.iter().zip(&out) {
+            let d = item.cast::<PyDict>()?;
+            d.set_item("token_ids", PyArray1::from_slice(py, &c.token_ids))?;
+            d.set_item("logprobs", PyArray1::from_slice(py, &c.logprobs))?;
+        }
+        Ok(list)
     }
 
     #[pyo3(signature = (prompts, responses, *, ids = None, raw = false))]
@@ -143,14 +361,24 @@ impl Model {
         ids: Option<Vec<String>>,
         raw: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let tok = self.m.tokenizer().map_err(py_err)?;
         let texts = texts(prompts, responses, ids)?;
+        let model = self.weights();
         let records = each_text(py, &texts, |t| {
             let id = serde_json::Value::String(t.id.clone());
-            egi::cmd_score::score_record(&self.m.model, tok, &id, &t.prompt, &t.response, raw)
+            egi::cmd_score::score_record(&model, &self.tok, &id, &t.prompt, &t.response, raw)
                 .map_err(|e| e.context(format!("response {}", t.id)))
         })?;
-        to_py_list(py, &records)
+        let list = to_py_list(py, &records)?;
+        token_arrays(
+            &list,
+            &[
+                ("ids", "id"),
+                ("logit", "logit"),
+                ("logprob", "logprob"),
+                ("entropy", "entropy"),
+            ],
+        )?;
+        Ok(list)
     }
 
     /// Records (as in responses.jsonl, skipped ones with their reason) and the summary (as in
@@ -165,14 +393,15 @@ impl Model {
         flags: Vec<String>,
     ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
         let t0 = std::time::Instant::now();
-        let n_layers = self.m.model.cfg.num_layers;
+        let model = self.weights();
+        let tok = &self.tok;
+        let n_layers = model.cfg.num_layers;
         let settings = egi::cmd_fingerprint::settings_from_flags(&self.spec, n_layers, &flags)
             .map_err(py_err)?;
-        let tok = self.m.tokenizer().map_err(py_err)?;
         if !settings.raw && tok.chat_template.is_none() {
             return Err(PyValueError::new_err(format!(
                 "{}: this model has no chat template; pass raw=True to use the prompts as they are",
-                self.m.source.path().display()
+                self.source.path().display()
             )));
         }
         let texts = texts(prompts, responses, ids)?;
@@ -184,7 +413,7 @@ impl Model {
             )));
         }
         let records = each_text(py, &texts, |t| {
-            egi_probe::run::measure_text(&self.m.model, tok, t, &settings)
+            egi_probe::run::measure_text(&model, tok, t, &settings)
         })?;
         let o = &settings.options;
         let summary = py
@@ -201,7 +430,27 @@ impl Model {
                 )
             })
             .map_err(py_err)?;
-        Ok((to_py_list(py, &records)?, to_py(py, &summary)?))
+        let list = to_py_list(py, &records)?;
+        token_arrays(&list, &[("entropy", "entropy"), ("influence", "influence")])?;
+        if settings.per_matrix {
+            for r in list.iter() {
+                let r = r.cast::<PyDict>()?;
+                let Some(tokens) = r.get_item("tokens")? else {
+                    continue;
+                };
+                let rows: Vec<Vec<f64>> = tokens
+                    .cast::<PyList>()?
+                    .iter()
+                    .map(|t| t.get_item("nuclear")?.extract())
+                    .collect::<PyResult<_>>()?;
+                let width = rows.first().map_or(0, Vec::len);
+                let flat: Vec<f64> = rows.concat();
+                let a = numpy::ndarray::Array2::from_shape_vec((rows.len(), width), flat)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                r.set_item("nuclear", a.into_pyarray(py))?;
+            }
+        }
+        Ok((list, to_py(py, &summary)?))
     }
 }
 

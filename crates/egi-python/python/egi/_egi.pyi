@@ -2,6 +2,8 @@
 
 from typing import Literal, NoReturn, TypedDict
 
+import numpy
+
 __version__: str
 
 class VerifyRecord(TypedDict):
@@ -33,10 +35,32 @@ def run_cli(args: list[str]) -> NoReturn:
     """Runs the ``egi`` command with ``args`` (program name first) and ends the process."""
 
 class Model:
-    """A loaded model (wrapped by :class:`egi.Model`, which adds numpy arrays)."""
+    """A loaded model (wrapped by :class:`egi.Model`)."""
 
     def __init__(self, model: str = "default", device: str = "cpu", dtype: str = "f32") -> None: ...
     def config(self) -> dict: ...
+    def apply_chat_template(self, messages: list[tuple[str, str]], add_generation_prompt: bool = True) -> str: ...
+    def state_dict(self) -> dict[str, numpy.ndarray]: ...
+    def save(self, dir: str) -> None: ...
+    def load_state_dict(
+        self, names: list[str], arrays: list[numpy.ndarray], *, strict: bool = True
+    ) -> tuple[list[str], list[str]]:
+        """Replaces weights (float32 arrays) all or none; returns (unexpected, missing)."""
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int = 1,
+        max_new_tokens: int = 256,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        seed: int = 0,
+        stop: list[str] = ...,
+        chat: bool = True,
+        system: str | None = None,
+    ) -> list[dict]:
+        """``n`` records per prompt, prompt after prompt."""
     def score(self, prompts: list[str], responses: list[str], *, ids: list[str] | None = None, raw: bool = False) -> list[dict]: ...
     def fingerprint(
         self, prompts: list[str], responses: list[str], *, ids: list[str] | None = None, flags: list[str] = ...

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import os
+from collections import namedtuple
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import _egi
 
 __all__ = ["Model", "Fingerprint"]
-
-
-def _token_arrays(record: dict, fields: Sequence[str]) -> dict:
-    """Adds a float64 numpy array per field of the record's tokens (ids as int64)."""
-    tokens = record.get("tokens") or []
-    for f in fields:
-        dtype = np.int64 if f == "ids" else np.float64
-        key = "id" if f == "ids" else f
-        record[f] = np.array([t[key] for t in tokens], dtype=dtype)
-    return record
 
 
 class Fingerprint:
@@ -77,8 +69,7 @@ class Model:
         response the record of ``egi score`` plus numpy arrays ``ids``, ``logit``,
         ``logprob`` and ``entropy`` over the response tokens. ``raw``: the prompt as it is,
         without the chat template."""
-        out = self._m.score(list(prompts), list(responses), ids=None if ids is None else [str(i) for i in ids], raw=raw)
-        return [_token_arrays(r, ("ids", "logit", "logprob", "entropy")) for r in out]
+        return self._m.score(list(prompts), list(responses), ids=None if ids is None else [str(i) for i in ids], raw=raw)
 
     def fingerprint(
         self,
@@ -121,9 +112,90 @@ class Model:
         records, summary = self._m.fingerprint(
             list(prompts), list(responses), ids=None if ids is None else [str(i) for i in ids], flags=flags
         )
-        for r in records:
-            if "tokens" in r:
-                _token_arrays(r, ("entropy", "influence"))
-                if per_matrix:
-                    r["nuclear"] = np.array([t["nuclear"] for t in r["tokens"]], dtype=np.float64)
         return Fingerprint(records, summary)
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        n: int = 1,
+        max_new_tokens: int = 256,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        seed: int = 0,
+        stop: Sequence[str] = (),
+        raw: bool = False,
+        system: str | None = None,
+    ) -> list[list[dict]]:
+        """Samples ``n`` completions of each prompt (``egi generate --json``; all prompts in
+        one batch with a KV cache): per prompt a list of dicts ``index``, ``seed``, ``text``,
+        ``finish_reason`` (``"eos"``, ``"stop"``, ``"length"``) and numpy arrays
+        ``token_ids`` and ``logprobs``. Completion i of a prompt uses seed ``seed + i``, so
+        a call gives the same completions as ``egi generate --chat --seed S --n N`` on that
+        prompt. The prompt is wrapped in the chat template (with ``system`` as a system
+        message) unless ``raw``. Sampling settings not given come from the checkpoint's
+        generation_config, else temperature 1 (0 is greedy), top-p 1, top-k off."""
+        single = isinstance(prompts, str)
+        prompts = [prompts] if single else list(prompts)
+        flat = self._m.generate(
+            prompts, n=int(n), max_new_tokens=int(max_new_tokens), temperature=temperature, top_p=top_p,
+            top_k=top_k, seed=int(seed), stop=list(stop), chat=not raw, system=system,
+        )
+        per = max(int(n), 1)
+        return [flat[i * per : (i + 1) * per] for i in range(len(prompts))]
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+        """The model's chat template applied to ``messages`` (``[{"role": ..., "content":
+        ...}]``, as in transformers), as text: what egi's fingerprint measures with
+        ``raw=True``."""
+        return self._m.apply_chat_template([(m["role"], m["content"]) for m in messages], add_generation_prompt)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The current weights under Hugging Face names, as float32 numpy arrays (copies; a
+        tied model has no ``lm_head.weight``)."""
+        return self._m.state_dict()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the current weights (after :meth:`load_state_dict`, the loaded ones), the
+        tokenizer and generation defaults as a Hugging Face directory (``egi save``)."""
+        self._m.save(os.fspath(path))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any] | Iterable[tuple[str, Any]], *, strict: bool = True):
+        """Replaces the weights with ``state_dict``'s (Hugging Face parameter names, e.g.
+        ``model.layers.0.self_attn.q_proj.weight``, to numpy arrays or torch tensors on any
+        device and of any float dtype; converted to the model's dtype), so that a trainer can
+        hand egi its current policy without writing a checkpoint. All or nothing: every name
+        and shape is checked before a weight changes; a wrong type or shape raises an
+        exception naming the parameter. ``strict`` (as torch): every weight given and every
+        name known; ``strict=False`` loads a subset and skips unknown names. A tied model's
+        ``lm_head.weight`` is accepted when it equals the embedding. A call already running
+        (a fingerprint in another thread) finishes on the weights it started with. Returns
+        ``(missing_keys, unexpected_keys)``, as torch does."""
+        items = state_dict.items() if isinstance(state_dict, Mapping) else state_dict
+        names, arrays = [], []
+        for name, value in items:
+            names.append(str(name))
+            arrays.append(_as_f32(str(name), value))
+        unexpected, missing = self._m.load_state_dict(names, arrays, strict=strict)
+        return IncompatibleKeys(missing, unexpected)
+
+
+# As torch's result of load_state_dict.
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _as_f32(name: str, value: Any) -> np.ndarray:
+    """A C-ordered float32 numpy array of a numpy array or a torch tensor (torch not needed
+    otherwise); anything else is a TypeError naming the parameter."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        if not value.is_floating_point():
+            raise TypeError(f"{name}: expected floating-point weights, got a torch tensor of {value.dtype}")
+        import torch
+
+        return np.ascontiguousarray(value.detach().to(device="cpu", dtype=torch.float32).numpy())
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            raise TypeError(f"{name}: expected floating-point weights, got a numpy array of {value.dtype}")
+        return np.ascontiguousarray(value, dtype=np.float32)
+    raise TypeError(f"{name}: expected a numpy array or a torch tensor, got {type(value).__name__}")
