@@ -31,6 +31,21 @@ pub enum Sub {
     /// Compare fingerprint runs (models or checkpoints): one table and one plot of rho with
     /// CIs, and paired permutation tests when the runs scored the same texts.
     Compare(CompareArgs),
+    /// Join the output directories of a sharded run (`--shard K/N`) into what one run over
+    /// the whole input writes (responses.jsonl in input order, summary.json from all
+    /// records, plots). Refuses, naming it, a shard that is missing, unfinished, given twice
+    /// or from another input or settings; then nothing is written.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The shards' output directories (their --out), in any order.
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+    /// Where the merged responses.jsonl, summary.json and plots go.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +136,13 @@ pub struct RunArgs {
     /// Discard an interrupted run in --out instead of resuming it.
     #[arg(long)]
     fresh: bool,
+    /// Measure only shard K of N of --input: its texts K, K+N, K+2N, ... (1-based, in input
+    /// order, after --limit), for a corpus spread over machines (a Slurm array, Ray workers).
+    /// Each shard gets its own --out, which records which shard of which input it holds
+    /// (shard.json); `egi fingerprint merge DIR... --out DIR` then writes what one run over the
+    /// whole input writes. docs/scale.md.
+    #[arg(long, value_name = "K/N", requires = "input", conflicts_with_all = ["generate", "demo"])]
+    shard: Option<egi_report::shard::Shard>,
     /// Stop after this many responses, as if interrupted (tests of resuming).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -144,6 +166,7 @@ pub struct CompareArgs {
 pub fn run(a: Args) -> Result<()> {
     match a.sub {
         Some(Sub::Compare(c)) => compare(c),
+        Some(Sub::Merge(m)) => merge(m),
         None => run_probe(a.run),
     }
 }
@@ -282,7 +305,29 @@ fn run_probe(a: RunArgs) -> Result<()> {
         bootstrap: a.bootstrap,
         fresh: a.fresh,
     };
+    let n_layers = m.model.cfg.num_layers;
+    let (texts, shard) = match (a.shard, &a.input) {
+        (Some(shard), Some(input)) => {
+            let items = texts.len();
+            let key = serde_json::json!({
+                "input_sha256": egi_eval::data::DataSource::File(input.clone()).sha256()?, "limit": a.limit,
+                "template": a.template, "model": settings.model, "options": settings.options,
+                "raw": a.raw, "per_matrix": a.per_matrix, "max_tokens": a.max_tokens,
+                "bootstrap": a.bootstrap, "n_layers": n_layers,
+            });
+            let (texts, positions) = shard.take(texts);
+            (texts, Some((shard, key, items, positions)))
+        }
+        _ => (texts, None),
+    };
     let mut run = FingerprintRun::open(&out_dir, settings, texts)?;
+    if let Some((shard, key, items, positions)) = shard {
+        eprintln!(
+            "shard {shard}: {} of the input's {items} texts",
+            positions.len()
+        );
+        run = run.as_shard(shard, key, items, positions)?;
+    }
     if run.resumed() > 0 {
         eprintln!("resuming: {} responses already done", run.resumed());
     }
@@ -344,6 +389,13 @@ fn generate_responses(
     }
     pb.finish_and_clear();
     Ok(out)
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let _lock = crate::lock::lock_dir(&a.out)?;
+    let (records, summary) = egi_probe::run::merge(&a.dirs, &a.out)?;
+    println!("{}", egi_probe::run::table(&records, &summary, &a.out));
+    Ok(())
 }
 
 fn compare(c: CompareArgs) -> Result<()> {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use egi_model::{Tokenizer, Transformer};
+use egi_report::shard::{check_parts, Manifest, Shard};
 use egi_report::{write_atomic, PartialRows};
 use serde_json::{json, Value};
 
@@ -51,6 +52,7 @@ pub struct FingerprintRun {
     rows: PartialRows,
     done: Vec<Value>,
     resumed: usize,
+    shard: Option<Manifest>,
 }
 
 impl FingerprintRun {
@@ -75,7 +77,32 @@ impl FingerprintRun {
             texts,
             rows,
             done,
+            shard: None,
         })
+    }
+
+    /// Makes this run shard `shard` of a sharded one (`--shard K/N`): `shard.json` records it
+    /// now (unfinished) and again when the run ends, with what [`merge`] needs. `key` holds
+    /// what must be equal across the parts (model, options, the input's sha256, ...);
+    /// `input_items` and `positions` place this shard's texts (already taken) in the input.
+    pub fn as_shard(
+        mut self,
+        shard: Shard,
+        key: Value,
+        input_items: usize,
+        positions: Vec<usize>,
+    ) -> Result<Self> {
+        let m = Manifest {
+            shard,
+            key,
+            input_items,
+            positions,
+            finished: false,
+            extra: Value::Null,
+        };
+        m.write(&self.out)?;
+        self.shard = Some(m);
+        Ok(self)
     }
 
     /// Responses found done in the output folder when the run was opened.
@@ -115,31 +142,133 @@ impl FingerprintRun {
         self.done.sort_by_key(|v| order[v["id"].as_str().unwrap()]);
         let s = &self.settings;
         let n_layers = model.cfg.num_layers;
-        let matrices = s.options.matrices(n_layers)?;
-        let summary = report::summarize(
-            &self.done,
-            &s.model,
-            s.bootstrap,
-            &s.options,
-            &matrices,
-            n_layers,
-            wall,
-        )?;
-        let lines: String = self
-            .done
-            .iter()
-            .filter(|v| v.get("skipped").is_none())
-            .map(|v| format!("{v}\n"))
-            .collect();
-        write_atomic(&self.out.join("responses.jsonl"), lines.as_bytes())?;
-        write_atomic(
-            &self.out.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?.as_bytes(),
-        )?;
-        report::plots(&self.out, &self.done, &summary, &s.options)?;
+        let summary = write_outputs(&self.out, &self.done, s, n_layers, wall)?;
+        if let Some(mut m) = self.shard.take() {
+            m.finished = true;
+            m.extra = json!({
+                "ids": self.texts.iter().map(|t| &t.id).collect::<Vec<_>>(),
+                "skipped": self.done.iter().filter(|v| v.get("skipped").is_some()).collect::<Vec<_>>(),
+                "model": s.model, "options": s.options, "bootstrap": s.bootstrap,
+                "n_layers": n_layers, "wall_seconds": wall,
+            });
+            m.write(&self.out)?;
+        }
         self.rows.finish();
         Ok((self.done, summary))
     }
+}
+
+/// Summary, responses.jsonl (measured records, in the order given), summary.json and the
+/// plots of a finished run: one code path for a run and a merge of shards.
+fn write_outputs(
+    out: &Path,
+    records: &[Value],
+    s: &RunSettings,
+    n_layers: usize,
+    wall: f64,
+) -> Result<Value> {
+    let matrices = s.options.matrices(n_layers)?;
+    let summary = report::summarize(
+        records,
+        &s.model,
+        s.bootstrap,
+        &s.options,
+        &matrices,
+        n_layers,
+        wall,
+    )?;
+    let lines: String = records
+        .iter()
+        .filter(|v| v.get("skipped").is_none())
+        .map(|v| format!("{v}\n"))
+        .collect();
+    write_atomic(&out.join("responses.jsonl"), lines.as_bytes())?;
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    report::plots(out, records, &summary, &s.options)?;
+    Ok(summary)
+}
+
+/// `egi fingerprint merge`: the shards' records in input order and the summary, responses.jsonl
+/// and plots a single run over the whole input writes (statistics from all records, not
+/// averaged over shards; the same bootstrap seed), written to `out`. Nothing is written
+/// unless every shard is there once, finished, from the same input and settings.
+/// `wall_seconds` is the shards' sum.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(Vec<Value>, Value)> {
+    let parts = check_parts(dirs, "egi fingerprint")?;
+    let e = &parts[0].1.extra;
+    let field = |k: &str| {
+        e.get(k)
+            .cloned()
+            .with_context(|| format!("{}: shard.json has no extra.{k}", parts[0].0.display()))
+    };
+    let settings = RunSettings {
+        model: serde_json::from_value(field("model")?)?,
+        options: serde_json::from_value(field("options")?)?,
+        raw: false,
+        per_matrix: false,
+        max_tokens: 0,
+        bootstrap: serde_json::from_value(field("bootstrap")?)?,
+        fresh: false,
+    };
+    let n_layers: usize = serde_json::from_value(field("n_layers")?)?;
+    let mut placed: Vec<(usize, Value)> = vec![];
+    let mut wall = 0.0;
+    for (dir, m) in &parts {
+        let ids: Vec<String> = serde_json::from_value(m.extra["ids"].clone())
+            .with_context(|| format!("{}: shard.json extra.ids", dir.display()))?;
+        if ids.len() != m.positions.len() {
+            bail!(
+                "{}: shard.json lists {} ids for {} positions",
+                dir.display(),
+                ids.len(),
+                m.positions.len()
+            );
+        }
+        let at: HashMap<&str, usize> = ids
+            .iter()
+            .map(String::as_str)
+            .zip(m.positions.iter().copied())
+            .collect();
+        let path = dir.join("responses.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut records = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .with_context(|| format!("{}: a line is not JSON", path.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        records.extend(m.extra["skipped"].as_array().cloned().unwrap_or_default());
+        if records.len() != ids.len() {
+            bail!(
+                "{}: {} records for the shard's {} texts (was responses.jsonl edited?)",
+                dir.display(),
+                records.len(),
+                ids.len()
+            );
+        }
+        for r in records {
+            let id = r["id"].as_str().unwrap_or("");
+            let p = *at.get(id).with_context(|| {
+                format!(
+                    "{}: record of id \"{id}\" is not one of the shard's texts",
+                    dir.display()
+                )
+            })?;
+            placed.push((p, r));
+        }
+        wall += m.extra["wall_seconds"].as_f64().unwrap_or(0.0);
+    }
+    placed.sort_by_key(|(p, _)| *p);
+    let records: Vec<Value> = placed.into_iter().map(|(_, r)| r).collect();
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let summary = write_outputs(out, &records, &settings, n_layers, wall)?;
+    Ok((records, summary))
 }
 
 /// One response's record, or a `skipped` record with the reason (empty, too long, or a text

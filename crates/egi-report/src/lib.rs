@@ -5,6 +5,7 @@
 //! - [`plot`]: the report figures, each written as `<stem>.svg` and `<stem>.png`.
 //! - [`curves`]: `egi plot`: training runs' metrics.jsonl / eval.jsonl read, drawn and
 //!   written as long-format CSV.
+//! - [`shard`]: `--shard K/N` and the check of the parts before a merge.
 //! - [`fs`]: how every egi output is written ([`write_atomic`]) and how a long run keeps its
 //!   finished records across a crash ([`PartialRows`]).
 //!
@@ -14,6 +15,7 @@
 pub mod curves;
 pub mod fs;
 pub mod plot;
+pub mod shard;
 pub mod stats;
 
 pub use fs::{write_atomic, PartialRows};

@@ -1,0 +1,235 @@
+//! Sharded runs (`--shard K/N`) merged back (`merge`) equal the single run over the whole
+//! input, every number (wall times aside), for N = 1, 2, 3 and 7; a merge of an incomplete,
+//! duplicated or mixed set writes nothing and names the shard. A tiny random model with the
+//! default tokenizer: what is under test is the partition and the merge, which do not depend
+//! on the model (the fingerprint itself is proven against PyTorch in fingerprint.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn egi() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_egi"))
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn read(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn read_jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Removes the timing fields (the only ones allowed to differ) everywhere in `v`.
+fn untimed(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                for k in [
+                    "seconds",
+                    "wall_seconds",
+                    "probe_seconds",
+                    "seconds_per_token",
+                    "tokens_per_second",
+                ] {
+                    o.remove(k);
+                }
+                o.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+/// Texts with 1 to 6 lines (some too short for a step rho), an empty response (skipped) and
+/// one too long for --max-tokens (skipped): skipped records must merge too.
+fn write_texts(path: &Path) {
+    let mut lines = vec![];
+    for i in 0..11 {
+        let steps: Vec<String> = (0..=(i % 6))
+            .map(|s| format!("Step {s}: {} plus {s} is {}.", i, i + s))
+            .collect();
+        lines.push(serde_json::json!({"id": format!("t{i}"), "prompt": format!("What is {i} plus a few?"), "response": steps.join("\n")}));
+    }
+    lines.insert(
+        4,
+        serde_json::json!({"id": "empty", "prompt": "Say nothing.", "response": ""}),
+    );
+    lines.push(serde_json::json!({"id": "long", "prompt": "Count.", "response": "one two three ".repeat(60)}));
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn fingerprint(model: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    egi()
+        .args(["fingerprint", "--model"])
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--bootstrap",
+            "300",
+            "--max-tokens",
+            "120",
+            "--layers",
+            "0,1",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn sharded_fingerprint_merges_into_the_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 3, &model).unwrap();
+    let input = tmp.path().join("texts.jsonl");
+    write_texts(&input);
+    let single = tmp.path().join("single");
+    ok(fingerprint(&model, &input, &single, &[]));
+    let want_rows = untimed(Value::Array(read_jsonl(&single.join("responses.jsonl"))));
+    let want_summary = untimed(read(&single.join("summary.json")));
+    assert_eq!(want_summary["skipped"], 3, "{want_summary}");
+
+    for n in [1usize, 2, 3, 7] {
+        let dirs: Vec<PathBuf> = (1..=n)
+            .map(|k| tmp.path().join(format!("n{n}-part{k}")))
+            .collect();
+        for (k, d) in dirs.iter().enumerate().rev() {
+            ok(fingerprint(
+                &model,
+                &input,
+                d,
+                &["--shard", &format!("{}/{n}", k + 1)],
+            ));
+            let m = read(&d.join("shard.json"));
+            assert_eq!(m["shard"], format!("{}/{n}", k + 1));
+            assert_eq!(m["finished"], true);
+        }
+        let merged = tmp.path().join(format!("merged-{n}"));
+        let o = ok(egi()
+            .args(["fingerprint", "merge"])
+            .args(&dirs)
+            .arg("--out")
+            .arg(&merged)
+            .output()
+            .unwrap());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("verdict"));
+        let rows = untimed(Value::Array(read_jsonl(&merged.join("responses.jsonl"))));
+        assert_eq!(rows, want_rows, "N = {n}: responses.jsonl");
+        assert_eq!(
+            untimed(read(&merged.join("summary.json"))),
+            want_summary,
+            "N = {n}: summary.json"
+        );
+        assert!(merged.join("scatter.svg").is_file() && merged.join("rho_hist.png").is_file());
+    }
+}
+
+#[test]
+fn incomplete_duplicated_or_mixed_shards_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 3, &model).unwrap();
+    let input = tmp.path().join("texts.jsonl");
+    write_texts(&input);
+    let part = |k: usize, extra: &[&str]| {
+        let d = tmp.path().join(format!("p{k}{}", extra.join("")));
+        ok(fingerprint(
+            &model,
+            &input,
+            &d,
+            &[&["--shard", &format!("{k}/3")][..], extra].concat(),
+        ));
+        d
+    };
+    let (a, b, c) = (part(1, &[]), part(2, &[]), part(3, &[]));
+    let merge = |dirs: &[&PathBuf]| {
+        let out = tmp.path().join("merged");
+        let o = egi()
+            .args(["fingerprint", "merge"])
+            .args(dirs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(!out.join("summary.json").exists(), "nothing is written");
+        stderr(&o)
+    };
+    assert!(merge(&[&a, &c]).contains("nothing merged: missing shard 2/3"));
+    assert!(merge(&[&a, &b, &b, &c]).contains("shard 2/3 is given twice"));
+    let frob = part(2, &["--norm", "frobenius"]);
+    let e = merge(&[&a, &frob, &c]);
+    assert!(
+        e.contains("is not a part of the same run") && e.contains("options.norm"),
+        "{e}"
+    );
+    // An interrupted shard: merge says which, its rerun resumes and finishes it.
+    let d = tmp.path().join("interrupted");
+    ok(fingerprint(
+        &model,
+        &input,
+        &d,
+        &["--shard", "2/3", "--stop-after", "2"],
+    ));
+    assert!(merge(&[&a, &d, &c]).contains("not finished: 2/3"));
+    let o = ok(fingerprint(&model, &input, &d, &["--shard", "2/3"]));
+    assert!(
+        stderr(&o).contains("resuming: 2 responses already done"),
+        "{}",
+        stderr(&o)
+    );
+    let out = tmp.path().join("merged-ok");
+    ok(egi()
+        .args(["fingerprint", "merge"])
+        .args([&a, &d, &c])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    // Another input is another run.
+    let other = tmp.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&input)
+            .unwrap()
+            .replace("plus", "and"),
+    )
+    .unwrap();
+    let x = tmp.path().join("other-part");
+    ok(fingerprint(&model, &other, &x, &["--shard", "2/3"]));
+    assert!(merge(&[&a, &x, &c]).contains("input_sha256"));
+    // --shard needs --input and a well-formed K/N.
+    let o = fingerprint(&model, &input, &tmp.path().join("bad"), &["--shard", "4/3"]);
+    assert!(
+        stderr(&o).contains("expected K/N with 1 <= K <= N"),
+        "{}",
+        stderr(&o)
+    );
+}
