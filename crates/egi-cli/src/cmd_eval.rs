@@ -29,6 +29,21 @@ pub enum EvalSub {
     /// Paired comparison of two eval runs on the problems both solved (per-problem Pass@1,
     /// sign-flip permutation test).
     Compare(CompareArgs),
+    /// Join the output directories of a sharded evaluation (`--shard K/N`) into what one run
+    /// over all the problems writes (samples.jsonl in problem order; Pass@k, CIs and verdicts
+    /// from all samples). Refuses, naming it, a shard that is missing, unfinished, given
+    /// twice or from other data or settings; then nothing is written.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The shards' output directories (their --out), in any order.
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+    /// Where the merged samples.jsonl and summary.json go.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -83,6 +98,14 @@ pub struct RunArgs {
     /// Discard an interrupted run in --out instead of resuming it.
     #[arg(long)]
     fresh: bool,
+    /// Evaluate only shard K of N of the problems: problems K, K+N, K+2N, ... (1-based, in
+    /// data order, after --limit), for a benchmark spread over machines (a Slurm array, Ray
+    /// workers). A sample's seed depends on its problem's id and index only, so the samples
+    /// are those of one run over all problems. Each shard gets its own --out (shard.json
+    /// records which shard of which data it holds); `egi eval merge DIR... --out DIR` then
+    /// writes the single run's outputs. docs/scale.md.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<egi_report::shard::Shard>,
     /// Stop after this many batches, as if interrupted (tests of resuming).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -101,6 +124,7 @@ pub struct CompareArgs {
 pub fn run(a: Args) -> Result<()> {
     match a.sub {
         Some(EvalSub::Compare(c)) => compare(c),
+        Some(EvalSub::Merge(m)) => merge(m),
         None => run_eval(a.run),
     }
 }
@@ -141,7 +165,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
             m.source.path().display()
         );
     }
-    let settings = EvalSettings {
+    let mut settings = EvalSettings {
         model: a.model.clone(),
         bench,
         data,
@@ -161,7 +185,27 @@ fn run_eval(a: RunArgs) -> Result<()> {
         bootstrap: a.bootstrap,
         fresh: a.fresh,
     };
+    let shard = match a.shard {
+        Some(shard) => {
+            let s = &settings;
+            let key = json!({"model": s.model, "bench": s.bench,
+                "data_sha256": s.data.sha256()?, "limit": a.limit, "n": n,
+                "temperature": s.sampling.temperature, "top_p": s.sampling.top_p,
+                "max_new_tokens": s.sampling.max_new_tokens, "template": s.template,
+                "raw": s.raw, "seed": s.sampling.seed, "greedy": s.greedy, "ks": s.ks,
+                "require_think_close": s.require_think_close, "bootstrap": s.bootstrap});
+            let items = settings.problems.len();
+            let (taken, positions) = shard.take(std::mem::take(&mut settings.problems));
+            settings.problems = taken;
+            Some((shard, key, items, positions))
+        }
+        None => None,
+    };
     let mut run = EvalRun::open(&out, settings)?;
+    if let Some((shard, key, items, positions)) = shard {
+        eprintln!("shard {shard}: {} of the {items} problems", positions.len());
+        run = run.as_shard(shard, key, items, positions)?;
+    }
     if run.resumed() > 0 {
         eprintln!("resuming: {} problems already done", run.resumed());
     }
@@ -180,6 +224,14 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let summary = run.finish(t0.elapsed().as_secs_f64())?;
     println!("{}", egi_eval::run::table(&summary));
     println!("wrote {}/samples.jsonl and summary.json", out.display());
+    Ok(())
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let _lock = crate::lock::lock_dir(&a.out)?;
+    let summary = egi_eval::run::merge(&a.dirs, &a.out)?;
+    println!("{}", egi_eval::run::table(&summary));
+    println!("wrote {}/samples.jsonl and summary.json", a.out.display());
     Ok(())
 }
 

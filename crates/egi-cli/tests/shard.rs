@@ -1,8 +1,10 @@
 //! Sharded runs (`--shard K/N`) merged back (`merge`) equal the single run over the whole
 //! input, every number (wall times aside), for N = 1, 2, 3 and 7; a merge of an incomplete,
-//! duplicated or mixed set writes nothing and names the shard. A tiny random model with the
-//! default tokenizer: what is under test is the partition and the merge, which do not depend
-//! on the model (the fingerprint itself is proven against PyTorch in fingerprint.rs).
+//! duplicated or mixed set writes nothing and names the shard. The fingerprint's on a tiny
+//! random model with the default tokenizer (the partition and the merge do not depend on the
+//! model; the fingerprint itself is proven against PyTorch in fingerprint.rs); the
+//! evaluation's on the default model, which answers some sums right, so Pass@k is neither 0
+//! nor 1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -232,4 +234,104 @@ fn incomplete_duplicated_or_mixed_shards_are_refused_by_name() {
         "{}",
         stderr(&o)
     );
+}
+
+fn eval(model: &Path, bench: &Path, out: &Path, extra: &[&str]) -> Output {
+    egi()
+        .args(["eval", "--model"])
+        .arg(model)
+        .arg("--bench")
+        .arg(bench)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--n",
+            "4",
+            "--k",
+            "1,2,4",
+            "--temperature",
+            "1.0",
+            "--top-p",
+            "1.0",
+        ])
+        .args([
+            "--max-new-tokens",
+            "12",
+            "--template",
+            "plain",
+            "--bootstrap",
+            "300",
+        ])
+        .args(["--batch", "8"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Sums the default model gets right some of the time, so that Pass@1 < Pass@2 < Pass@4 are
+/// neither 0 nor 1 (the real model: a tiny random one answers nothing right).
+fn write_bench(path: &Path) {
+    let text: String = (0..9)
+        .map(|i| {
+            let (x, y) = (i + 2, 3 * i + 1);
+            format!("{}\n", serde_json::json!({"id": format!("p{i}"), "problem": format!("What is {x} + {y}? Answer with the number only."), "answer": (x + y).to_string()}))
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn sharded_eval_merges_into_the_single_run_with_pass_at_k() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = Path::new("default");
+    let bench = tmp.path().join("bench.jsonl");
+    write_bench(&bench);
+    let single = tmp.path().join("single");
+    ok(eval(model, &bench, &single, &[]));
+    let want_rows = untimed(Value::Array(read_jsonl(&single.join("samples.jsonl"))));
+    let want = untimed(read(&single.join("summary.json")));
+    let p1 = want["metrics"]["pass@1"]["mean"].as_f64().unwrap();
+    assert!(p1 > 0.0 && p1 < 1.0, "{want}");
+
+    for n in [1usize, 2, 3, 7] {
+        let dirs: Vec<PathBuf> = (1..=n)
+            .map(|k| tmp.path().join(format!("eval-n{n}-part{k}")))
+            .collect();
+        for (k, d) in dirs.iter().enumerate() {
+            ok(eval(
+                &model,
+                &bench,
+                d,
+                &["--shard", &format!("{}/{n}", k + 1)],
+            ));
+        }
+        let merged = tmp.path().join(format!("eval-merged-{n}"));
+        ok(egi()
+            .args(["eval", "merge"])
+            .args(&dirs)
+            .arg("--out")
+            .arg(&merged)
+            .output()
+            .unwrap());
+        let rows = untimed(Value::Array(read_jsonl(&merged.join("samples.jsonl"))));
+        assert_eq!(rows, want_rows, "N = {n}: samples.jsonl");
+        let got = untimed(read(&merged.join("summary.json")));
+        assert_eq!(
+            serde_json::to_string(&got).unwrap(),
+            serde_json::to_string(&want).unwrap(),
+            "N = {n}: summary.json (keys in the same order too)"
+        );
+    }
+    // An incomplete set is refused by name, and nothing is written.
+    let out = tmp.path().join("eval-incomplete");
+    let o = egi()
+        .args(["eval", "merge"])
+        .arg(tmp.path().join("eval-n3-part1"))
+        .arg(tmp.path().join("eval-n3-part3"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("missing shard 2/3"), "{}", stderr(&o));
+    assert!(!out.join("summary.json").exists());
 }

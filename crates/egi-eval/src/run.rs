@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use egi_generate::{generate_ids, Completion, Request, SamplingParams};
 use egi_model::{Tokenizer, Transformer};
+use egi_report::shard::{check_parts, Manifest, Shard};
 use egi_report::{write_atomic, PartialRows};
 use egi_verify::{verify, Options, Verdict};
 use serde_json::{json, Value};
@@ -114,6 +115,7 @@ pub struct EvalRun {
     ck: PartialRows,
     rows: Vec<Value>,
     done: HashSet<String>,
+    shard: Option<Manifest>,
 }
 
 impl EvalRun {
@@ -148,7 +150,31 @@ impl EvalRun {
             ck,
             rows,
             done,
+            shard: None,
         })
+    }
+
+    /// Makes this run shard `shard` of a sharded evaluation (`--shard K/N`; its problems
+    /// already taken): `shard.json` records it now (unfinished) and when the run ends, with
+    /// what [`merge`] needs. `key` holds what must be equal across the parts.
+    pub fn as_shard(
+        mut self,
+        shard: Shard,
+        key: Value,
+        input_items: usize,
+        positions: Vec<usize>,
+    ) -> Result<Self> {
+        let m = Manifest {
+            shard,
+            key,
+            input_items,
+            positions,
+            finished: false,
+            extra: Value::Null,
+        };
+        m.write(&self.out)?;
+        self.shard = Some(m);
+        Ok(self)
     }
 
     /// Problems found complete when the run was opened.
@@ -227,30 +253,138 @@ impl EvalRun {
                 r["sample"].as_u64(),
             )
         });
-        let rows = &self.rows;
-        let n = s.sampling.n;
-        let n_tok: u64 = rows.iter().map(|r| r["tokens"].as_u64().unwrap_or(0)).sum();
-        let summary = json!({
+        let head = json!({
             "model": s.model, "bench": s.bench, "file": s.data.label(), "data_sha256": self.data_sha256,
-            "problems": s.problems.len(), "samples_per_problem": n,
+            "samples_per_problem": s.sampling.n,
             "greedy": s.greedy, "temperature": s.sampling.temperature, "top_p": s.sampling.top_p,
             "max_new_tokens": s.sampling.max_new_tokens, "template": s.template,
-            "metrics": crate::report::metrics(rows, &s.problems, n, &s.ks, s.bootstrap),
-            "verdicts": crate::report::verdict_counts(rows),
-            "by_extraction": crate::report::breakdown(rows, "extract_method", "none"),
-            "by_finish_reason": crate::report::breakdown(rows, "finish_reason", "unknown"),
-            "per_problem_pass@1": crate::report::per_problem_pass1(rows, &s.problems, n),
-            "generated_tokens": n_tok, "wall_seconds": wall,
         });
-        let lines: String = rows.iter().map(|v| format!("{v}\n")).collect();
-        write_atomic(&self.out.join("samples.jsonl"), lines.as_bytes())?;
-        write_atomic(
-            &self.out.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        let summary = write_outputs(
+            &self.out,
+            &head,
+            &self.rows,
+            &s.problems,
+            &s.ks,
+            s.bootstrap,
+            wall,
         )?;
+        if let Some(mut m) = self.shard.take() {
+            m.finished = true;
+            m.extra = json!({
+                "head": head, "ks": s.ks, "bootstrap": s.bootstrap, "wall_seconds": wall,
+                "problem_ids": s.problems.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            });
+            m.write(&self.out)?;
+        }
         self.ck.finish();
         Ok(summary)
     }
+}
+
+/// summary.json (`head`: the settings' fields; then the numbers, all from `rows`) and
+/// samples.jsonl (rows as given) of a finished evaluation: one code path for a run and a
+/// merge of shards.
+fn write_outputs(
+    out: &Path,
+    head: &Value,
+    rows: &[Value],
+    problems: &[Problem],
+    ks: &[usize],
+    bootstrap: usize,
+    wall: f64,
+) -> Result<Value> {
+    let n = head["samples_per_problem"].as_u64().unwrap_or(1) as usize;
+    let n_tok: u64 = rows.iter().map(|r| r["tokens"].as_u64().unwrap_or(0)).sum();
+    let mut summary = serde_json::Map::new();
+    for (k, v) in head.as_object().into_iter().flatten() {
+        if k == "samples_per_problem" {
+            summary.insert("problems".into(), json!(problems.len()));
+        }
+        summary.insert(k.clone(), v.clone());
+    }
+    let computed = json!({
+        "metrics": crate::report::metrics(rows, problems, n, ks, bootstrap),
+        "verdicts": crate::report::verdict_counts(rows),
+        "by_extraction": crate::report::breakdown(rows, "extract_method", "none"),
+        "by_finish_reason": crate::report::breakdown(rows, "finish_reason", "unknown"),
+        "per_problem_pass@1": crate::report::per_problem_pass1(rows, problems, n),
+        "generated_tokens": n_tok, "wall_seconds": wall,
+    });
+    summary.extend(computed.as_object().cloned().unwrap_or_default());
+    let summary = Value::Object(summary);
+    let lines: String = rows.iter().map(|v| format!("{v}\n")).collect();
+    write_atomic(&out.join("samples.jsonl"), lines.as_bytes())?;
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    Ok(summary)
+}
+
+/// `egi eval merge`: the shards' samples in problem order and the summary one run over all
+/// the problems writes (Pass@k, CIs with the same bootstrap seed, verdicts and breakdowns from
+/// all samples, not averaged over shards), written to `out`. Nothing is written unless every
+/// shard is there once, finished, from the same data and settings. `wall_seconds` is the
+/// shards' sum.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value> {
+    let parts = check_parts(dirs, "egi eval")?;
+    let e = &parts[0].1.extra;
+    let head = e["head"].clone();
+    let ks: Vec<usize> = serde_json::from_value(e["ks"].clone())
+        .with_context(|| format!("{}: shard.json extra.ks", parts[0].0.display()))?;
+    let bootstrap = e["bootstrap"].as_u64().unwrap_or(0) as usize;
+    let mut problems: Vec<(usize, Problem)> = vec![];
+    let mut rows: Vec<(usize, u64, Value)> = vec![];
+    let mut wall = 0.0;
+    for (dir, m) in &parts {
+        let ids: Vec<String> = serde_json::from_value(m.extra["problem_ids"].clone())
+            .with_context(|| format!("{}: shard.json extra.problem_ids", dir.display()))?;
+        if ids.len() != m.positions.len() {
+            bail!(
+                "{}: shard.json lists {} problems for {} positions",
+                dir.display(),
+                ids.len(),
+                m.positions.len()
+            );
+        }
+        let at: BTreeMap<&str, usize> = ids
+            .iter()
+            .map(String::as_str)
+            .zip(m.positions.iter().copied())
+            .collect();
+        let path = dir.join("samples.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            let r: Value = serde_json::from_str(l)
+                .with_context(|| format!("{}: a line is not JSON", path.display()))?;
+            let id = r["problem_id"].as_str().unwrap_or("");
+            let p = *at.get(id).with_context(|| {
+                format!(
+                    "{}: sample of problem \"{id}\" is not one of the shard's problems",
+                    dir.display()
+                )
+            })?;
+            rows.push((p, r["sample"].as_u64().unwrap_or(0), r));
+        }
+        problems.extend(ids.into_iter().zip(&m.positions).map(|(id, &p)| {
+            (
+                p,
+                Problem {
+                    id,
+                    problem: String::new(),
+                    gold: String::new(),
+                },
+            )
+        }));
+        wall += m.extra["wall_seconds"].as_f64().unwrap_or(0.0);
+    }
+    problems.sort_by_key(|(p, _)| *p);
+    rows.sort_by_key(|(p, k, _)| (*p, *k));
+    let problems: Vec<Problem> = problems.into_iter().map(|(_, p)| p).collect();
+    let rows: Vec<Value> = rows.into_iter().map(|(_, _, r)| r).collect();
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    write_outputs(out, &head, &rows, &problems, &ks, bootstrap, wall)
 }
 
 /// One line of samples.jsonl.
