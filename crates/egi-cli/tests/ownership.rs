@@ -54,6 +54,11 @@ fn commands(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
             v(&["fingerprint", "--input", &missing, "--out", &d]),
         ),
         ("study", v(&["study", "--quick", "--out", &d])),
+        (
+            "fingerprint-merge",
+            v(&["fingerprint", "merge", &missing, "--out", &d]),
+        ),
+        ("eval-merge", v(&["eval", "merge", &missing, "--out", &d])),
     ]
 }
 

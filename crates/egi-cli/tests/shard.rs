@@ -335,3 +335,74 @@ fn sharded_eval_merges_into_the_single_run_with_pass_at_k() {
     assert!(stderr(&o).contains("missing shard 2/3"), "{}", stderr(&o));
     assert!(!out.join("summary.json").exists());
 }
+
+/// The Slurm array scripts, run as Slurm runs them (one process per array task, with the
+/// environment Slurm gives it), then the merge job: the single run's result.
+#[test]
+fn slurm_array_scripts_shard_and_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 3, &model).unwrap();
+    let input = tmp.path().join("texts.jsonl");
+    write_texts(&input);
+    let flags = [
+        "--bootstrap",
+        "300",
+        "--max-tokens",
+        "120",
+        "--layers",
+        "0,1",
+    ];
+    let single = tmp.path().join("single");
+    ok(fingerprint(&model, &input, &single, &[]));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = tmp.path().join("out");
+    for k in 1..=3 {
+        ok(Command::new("bash")
+            .arg(repo.join("tools/slurm/fingerprint-array.sbatch"))
+            .arg(&input)
+            .arg(&out)
+            .args(["--model", model.to_str().unwrap()])
+            .args(flags)
+            .env("EGI", env!("CARGO_BIN_EXE_egi"))
+            .env("SLURM_ARRAY_TASK_ID", k.to_string())
+            .env("SLURM_ARRAY_TASK_COUNT", "3")
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .output()
+            .unwrap());
+    }
+    ok(Command::new("bash")
+        .arg(repo.join("tools/slurm/merge.sbatch"))
+        .args(["fingerprint", out.to_str().unwrap()])
+        .env("EGI", env!("CARGO_BIN_EXE_egi"))
+        .output()
+        .unwrap());
+    assert_eq!(
+        untimed(read(&out.join("summary.json"))),
+        untimed(read(&single.join("summary.json")))
+    );
+    // Outside an array job the script says how to submit it.
+    let o = Command::new("bash")
+        .arg(repo.join("tools/slurm/fingerprint-array.sbatch"))
+        .arg(&input)
+        .arg(&out)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("sbatch --array=1-N"),
+        "{}",
+        stderr(&o)
+    );
+    for script in [
+        "submit-fingerprint.sh",
+        "submit-eval.sh",
+        "eval-array.sbatch",
+    ] {
+        ok(Command::new("bash")
+            .arg("-n")
+            .arg(repo.join("tools/slurm").join(script))
+            .output()
+            .unwrap());
+    }
+}

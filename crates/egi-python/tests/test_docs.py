@@ -1,4 +1,4 @@
-"""Every Python example in docs/python.md and the README runs (those marked `# needs: X` where
+"""Every Python example in docs/python.md, docs/scale.md and the README runs (those marked `# needs: X` where
 X is installed, or everywhere with EGI_REQUIRE_TRL=1, as in CI)."""
 
 import importlib.util
@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "python.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+DOCS = pathlib.Path(__file__).resolve().parents[3] / "docs"
+DOC = DOCS / "python.md"
+BLOCKS = [b for page in ("python.md", "scale.md") for b in re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)]
 
 
 def test_the_page_has_examples():
