@@ -14,6 +14,7 @@ use egi_verify::{verify, Options};
 use serde_json::{json, Value};
 
 use crate::common::{progress, write_atomic};
+use egi_report::fs::{clear_complete, completed_with, mark_complete};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -155,6 +156,18 @@ fn run_eval(a: RunArgs) -> Result<()> {
     let n = if a.greedy { 1 } else { a.n.max(1) };
     let ks = parse_ks(&a.k, n)?;
     let data = resolve(&bench, a.data_dir.as_deref())?;
+    // What decides the outputs, known before the model is loaded: a finished run with the
+    // same key is not done again.
+    let key = json!({"command": "eval", "model": a.model, "bench": bench,
+        "data_sha256": data.sha256()?, "limit": a.limit, "n": n, "ks": ks, "greedy": a.greedy,
+        "temperature": a.temperature, "top_p": a.top_p, "max_new_tokens": a.max_new_tokens,
+        "template": a.template, "raw": a.raw, "seed": a.seed, "bootstrap": a.bootstrap,
+        "require_think_close": a.require_think_close, "shard": a.shard.map(|s| s.to_string())});
+    if !a.fresh && completed_with(&out, &key, &["summary.json", "samples.jsonl"]) {
+        crate::common::say_complete(&out, "summary.json and samples.jsonl");
+        return Ok(());
+    }
+    clear_complete(&out);
     let problems = load_problems(&data, a.limit)?;
     egi_eval::prompt::render(&a.template, "x")?;
     let m = crate::common::load_model(&a.model)?;
@@ -222,6 +235,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     let summary = run.finish(t0.elapsed().as_secs_f64())?;
+    mark_complete(&out, &key)?;
     println!("{}", egi_eval::run::table(&summary));
     println!("wrote {}/samples.jsonl and summary.json", out.display());
     Ok(())

@@ -16,6 +16,7 @@ use egi_probe::{Norm, ProbeOptions, Proj, Target};
 use serde_json::Value;
 
 use crate::common::progress;
+use egi_report::fs::{clear_complete, completed_with, mark_complete};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -260,6 +261,12 @@ fn run_probe(a: RunArgs) -> Result<()> {
         bail!("give the texts: --input FILE.jsonl, or --generate --data BENCH_FILE, or --demo");
     }
     let _lock = crate::lock::lock_dir(&out_dir)?;
+    let key = run_key(&a)?;
+    if !a.fresh && completed_with(&out_dir, &key, &["summary.json", "responses.jsonl"]) {
+        crate::common::say_complete(&out_dir, "summary.json, responses.jsonl and the plots");
+        return Ok(());
+    }
+    clear_complete(&out_dir);
     let m = crate::common::load_model(&a.model)?;
     let tok = m.tokenizer()?;
     if !a.raw && tok.chat_template.is_none() {
@@ -344,8 +351,34 @@ fn run_probe(a: RunArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     let (records, summary) = run.finish(&m.model, t_start.elapsed().as_secs_f64())?;
+    mark_complete(&out_dir, &key)?;
     println!("{}", egi_probe::run::table(&records, &summary, &out_dir));
     Ok(())
+}
+
+/// What decides a run's outputs, known before the model is loaded: the model as named, the
+/// texts (the input file's sha256, or how they are generated) and every option that changes
+/// a number. A finished run with the same key is not done again.
+fn run_key(a: &RunArgs) -> Result<Value> {
+    let texts = match (&a.input, a.demo) {
+        (Some(input), _) => serde_json::json!({"input_sha256":
+            egi_eval::data::DataSource::File(input.clone()).sha256()?, "limit": a.limit}),
+        (None, demo) => {
+            serde_json::json!({"demo": demo, "data": a.data, "data_sha256": match &a.data {
+                Some(d) => Some(egi_eval::data::resolve(d, None)?.sha256()?),
+                None => None,
+            }, "n_prompts": a.n_prompts, "max_new_tokens": a.max_new_tokens,
+            "temperature": a.temperature, "top_p": a.top_p, "top_k": a.top_k, "seed": a.seed})
+        }
+    };
+    Ok(serde_json::json!({
+        "command": "fingerprint", "model": a.model, "texts": texts, "template": a.template,
+        "raw": a.raw, "target": a.target, "norm": a.norm, "projections": a.projections,
+        "layers": a.layers, "granularity": a.granularity, "step_delim": unescape(&a.step_delim),
+        "step_mode": a.step_mode, "correlation": a.correlation, "per_matrix": a.per_matrix,
+        "max_tokens": a.max_tokens, "bootstrap": a.bootstrap,
+        "shard": a.shard.map(|s| s.to_string()),
+    }))
 }
 
 fn generate_responses(

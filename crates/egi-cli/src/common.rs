@@ -98,3 +98,12 @@ pub fn info(a: InfoArgs) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
+
+/// What a command says when its --out already holds the finished run it was asked for.
+pub fn say_complete(out: &std::path::Path, what: &str) {
+    eprintln!(
+        "complete: {} already holds this run (same model, input and options): {what}; \
+         nothing to do (--fresh recomputes it)",
+        out.display()
+    );
+}

@@ -406,3 +406,75 @@ fn slurm_array_scripts_shard_and_merge() {
             .unwrap());
     }
 }
+
+/// A finished run asked again says it is complete and where, and stops at once; `--fresh`
+/// recomputes; other options are another run.
+#[test]
+fn a_finished_run_is_not_redone_unless_fresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 3, &model).unwrap();
+    let input = tmp.path().join("texts.jsonl");
+    write_texts(&input);
+    let out = tmp.path().join("fp");
+    ok(fingerprint(&model, &input, &out, &[]));
+    let first = std::fs::metadata(out.join("summary.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = ok(fingerprint(&model, &input, &out, &[]));
+    let e = stderr(&again);
+    assert!(
+        e.contains("complete:") && e.contains(out.to_str().unwrap()) && e.contains("--fresh"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("summary.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        first
+    );
+    let fresh = ok(fingerprint(&model, &input, &out, &["--fresh"]));
+    assert!(!stderr(&fresh).contains("complete:"));
+    assert_ne!(
+        std::fs::metadata(out.join("summary.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        first
+    );
+    let other = ok(fingerprint(&model, &input, &out, &["--norm", "frobenius"]));
+    assert!(!stderr(&other).contains("complete:"));
+    assert_eq!(
+        read(&out.join("summary.json"))["options"]["norm"],
+        "frobenius"
+    );
+    // The input changed: another run.
+    std::fs::write(
+        &input,
+        std::fs::read_to_string(&input)
+            .unwrap()
+            .replace("plus", "and"),
+    )
+    .unwrap();
+    assert!(!stderr(&ok(fingerprint(
+        &model,
+        &input,
+        &out,
+        &["--norm", "frobenius"]
+    )))
+    .contains("complete:"));
+
+    let bench = tmp.path().join("bench.jsonl");
+    write_bench(&bench);
+    let ev = tmp.path().join("eval");
+    let args = ["--limit", "2"];
+    ok(eval(&model, &bench, &ev, &args));
+    let e = stderr(&ok(eval(&model, &bench, &ev, &args)));
+    assert!(
+        e.contains("complete:") && e.contains("samples.jsonl"),
+        "{e}"
+    );
+    assert!(!stderr(&ok(eval(&model, &bench, &ev, &["--limit", "3"]))).contains("complete:"));
+}

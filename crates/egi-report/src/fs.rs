@@ -143,3 +143,30 @@ mod tests {
         }
     }
 }
+
+/// `complete.json` in an output folder: the key (input and options) of the finished run
+/// whose outputs the folder holds, so that the same command run again can say so and stop
+/// instead of recomputing what is there.
+pub const COMPLETE: &str = "complete.json";
+
+/// Whether `dir` holds the finished outputs of a run with `key` (and each of `outputs`).
+pub fn completed_with(dir: &Path, key: &serde_json::Value, outputs: &[&str]) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(COMPLETE)) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| &v == key)
+        && outputs.iter().all(|o| dir.join(o).is_file())
+}
+
+/// Records that `dir` now holds the finished outputs of the run with `key`.
+pub fn mark_complete(dir: &Path, key: &serde_json::Value) -> Result<()> {
+    write_atomic(
+        &dir.join(COMPLETE),
+        serde_json::to_string_pretty(key)?.as_bytes(),
+    )
+}
+
+/// Forgets a finished run's record (its outputs are about to be replaced).
+pub fn clear_complete(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(COMPLETE));
+}
