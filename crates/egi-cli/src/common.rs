@@ -47,6 +47,9 @@ pub fn load_model(spec: &str) -> Result<LoadedModel> {
 
 pub use egi_report::write_atomic;
 
+/// A progress bar on a terminal; elsewhere (a log file, nohup, CI), where indicatif draws
+/// nothing, a plain line every `EGI_PROGRESS_EVERY` seconds (default 30; 0: none) with the
+/// items done, the rate and the ETA, and one when the work ends.
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
@@ -56,7 +59,70 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
         .expect("static template"),
     );
     pb.set_message(what.to_string());
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        let every = std::env::var("EGI_PROGRESS_EVERY")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(30.0);
+        if every > 0.0 && every.is_finite() {
+            plain_progress_lines(pb.downgrade(), what.to_string(), every);
+        }
+    }
     pb
+}
+
+/// The thread behind [`progress`]'s plain lines: it ends with the bar (finished or dropped).
+fn plain_progress_lines(weak: indicatif::WeakProgressBar, what: String, every: f64) {
+    let line = move |pb: &ProgressBar, end: bool| {
+        let (pos, len) = (pb.position(), pb.length().unwrap_or(0));
+        let pct = if len > 0 {
+            100.0 * pos as f64 / len as f64
+        } else {
+            0.0
+        };
+        let secs = pb.elapsed().as_secs_f64();
+        if end {
+            eprintln!("{what}: {pos}/{len} done in {}", hms(secs));
+        } else {
+            let rate = if secs > 0.0 { pos as f64 / secs } else { 0.0 };
+            let eta = if rate > 0.0 {
+                hms(len.saturating_sub(pos) as f64 / rate)
+            } else {
+                "?".into()
+            };
+            eprintln!(
+                "{what}: {pos}/{len} ({pct:.0}%), {rate:.3}/s, elapsed {}, eta {eta}",
+                hms(secs)
+            );
+        }
+    };
+    std::thread::spawn(move || {
+        let step = std::time::Duration::from_millis(100);
+        let mut last = std::time::Instant::now();
+        loop {
+            std::thread::sleep(step);
+            let Some(pb) = weak.upgrade() else { return };
+            if pb.is_finished() {
+                line(&pb, true);
+                return;
+            }
+            if last.elapsed().as_secs_f64() >= every {
+                line(&pb, false);
+                last = std::time::Instant::now();
+            }
+        }
+    });
+}
+
+/// Seconds as 1h02m03s / 2m03s / 3s.
+fn hms(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
 }
 
 #[derive(clap::Args)]

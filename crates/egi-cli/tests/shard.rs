@@ -478,3 +478,38 @@ fn a_finished_run_is_not_redone_unless_fresh() {
     );
     assert!(!stderr(&ok(eval(&model, &bench, &ev, &["--limit", "3"]))).contains("complete:"));
 }
+
+/// Without a terminal (stderr piped, as here), a long command prints plain progress lines at
+/// the pace EGI_PROGRESS_EVERY asks; with 0, none.
+#[test]
+fn progress_without_a_terminal_is_plain_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    egi_model::testing::save_tiny_with_tokenizer_of("default", 3, &model).unwrap();
+    let input = tmp.path().join("texts.jsonl");
+    write_texts(&input);
+    let run = |every: &str, out: &str| {
+        ok(egi()
+            .env("EGI_PROGRESS_EVERY", every)
+            .args(["fingerprint", "--model"])
+            .arg(&model)
+            .arg("--input")
+            .arg(&input)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .args(["--bootstrap", "100", "--max-tokens", "120"])
+            .output()
+            .unwrap())
+    };
+    let e = stderr(&run("0.02", "a"));
+    let lines: Vec<&str> = e.lines().filter(|l| l.starts_with("responses: ")).collect();
+    assert!(!lines.is_empty(), "{e}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("/13 (") && l.contains("/s, elapsed ") && l.contains(", eta ")),
+        "{e}"
+    );
+    let e = stderr(&run("0", "b"));
+    assert!(!e.contains("responses: "), "{e}");
+}
