@@ -316,20 +316,42 @@ pub struct VerifyArgs {
     /// Only accept answers after a closing </think>.
     #[arg(long)]
     require_think_close: bool,
+    /// Exit 0 whatever the verdict of --answer/--gold (by default the exit status tells it:
+    /// 0 correct, 3 wrong, 4 unparsable answer, 5 unparsable gold; 1 is an error, 2 bad
+    /// arguments). With --input the status is 0 unless an error occurs.
+    #[arg(long)]
+    exit_zero: bool,
+}
+
+/// `egi verify --answer --gold`'s exit status for a verdict: a script can branch on it
+/// without parsing JSON (1 and 2 stay egi's error and usage statuses).
+pub fn verdict_status(verdict: &str) -> i32 {
+    match verdict {
+        "correct" => 0,
+        "wrong" => 3,
+        "unparsable_answer" => 4,
+        _ => 5,
+    }
 }
 
 fn verdict_json(answer: &str, gold: &str, o: &Options) -> Value {
     verify(answer, gold, o).to_record()
 }
 
-pub fn verify_cmd(a: VerifyArgs) -> Result<()> {
+/// `egi verify`; returns the exit status (see [`verdict_status`]).
+pub fn verify_cmd(a: VerifyArgs) -> Result<i32> {
     let o = Options {
         require_think_close: a.require_think_close,
         ..Options::default()
     };
     if let (Some(ans), Some(gold)) = (&a.answer, &a.gold) {
-        println!("{}", verdict_json(ans, gold, &o));
-        return Ok(());
+        let v = verdict_json(ans, gold, &o);
+        println!("{v}");
+        return Ok(if a.exit_zero {
+            0
+        } else {
+            verdict_status(v["verdict"].as_str().unwrap_or(""))
+        });
     }
     let Some(input) = &a.input else {
         bail!("give --answer TEXT --gold TEXT, or --input FILE.jsonl");
@@ -379,5 +401,5 @@ pub fn verify_cmd(a: VerifyArgs) -> Result<()> {
         }
         None => print!("{out}"),
     }
-    Ok(())
+    Ok(0)
 }

@@ -142,7 +142,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 /// Runs the `egi` command with `args` (the program name first, as in `std::env::args_os`)
 /// and ends the process: exit status 0, 1 with a one-line `error:` on stderr, or clap's 2
-/// for bad arguments. It owns the process: it sets the allocator's and SIGPIPE's behaviour.
+/// for bad arguments (and `egi verify`'s verdict statuses, 3-5). It owns the process: it sets the allocator's and SIGPIPE's behaviour.
 pub fn main(args: Vec<std::ffi::OsString>) -> ! {
     // Before any thread starts: freed tensors stay in the process for the next step.
     egi_model::alloc::keep_freed_memory();
@@ -177,7 +177,12 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ! {
     let r = match cli.cmd {
         Cmd::Fingerprint(a) => cmd_fingerprint::run(a),
         Cmd::Eval(a) => cmd_eval::run(a),
-        Cmd::Verify(a) => cmd_eval::verify_cmd(a),
+        Cmd::Verify(a) => cmd_eval::verify_cmd(a).map(|status| {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            if status != 0 {
+                std::process::exit(status);
+            }
+        }),
         Cmd::Generate(a) => cmd_generate::run(a),
         Cmd::Score(a) => cmd_score::run(a),
         Cmd::Plot(a) => cmd_plot::run(a),

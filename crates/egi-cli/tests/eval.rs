@@ -164,6 +164,26 @@ fn verify_command_single_and_file() {
     assert!(o.status.success());
     let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
     assert_eq!(v["verdict"], "correct");
+    // The exit status tells the verdict (3 wrong, 4 unparsable answer, 5 unparsable gold),
+    // unless --exit-zero.
+    for (answer, gold, status, verdict) in [
+        ("The answer is 5.", "6", 3, "wrong"),
+        ("", "6", 4, "unparsable_answer"),
+        ("\\boxed{3}", "\\frac{", 5, "unparsable_gold"),
+    ] {
+        let o = egi()
+            .args(["verify", "--answer", answer, "--gold", gold])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(status), "{answer} / {gold}");
+        let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        assert_eq!(v["verdict"], verdict);
+        let o = egi()
+            .args(["verify", "--exit-zero", "--answer", answer, "--gold", gold])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+    }
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("v.jsonl");
     std::fs::write(&input, "{\"answer\": \"#### 72\", \"gold\": \"72\"}\n{\"answer\": \"The answer is 5.\", \"gold\": \"6\"}\n").unwrap();
