@@ -126,29 +126,43 @@ pub fn train(a: TrainArgs) -> Result<()> {
     );
     if tr.step == 0 {
         if let Some(e) = tr.eval_and_log()? {
-            eprintln!(
-                "held-out accuracy before training: {} ({}/{})",
-                e["accuracy"], e["correct"], e["n"]
-            );
+            eprintln!("held-out accuracy before training: {}", accuracy_line(&e));
         }
     }
     let pb = progress(cfg.max_steps as u64, cfg.algo.name());
     pb.set_position(tr.step as u64);
+    let mut last = String::new();
     while !tr.done() {
+        if tr.evaluates_after_next_step() {
+            pb.set_message(format!("{last} (then the held-out evaluation)"));
+        }
+        let t = std::time::Instant::now();
+        let first = tr.step == 0;
         let m = tr.step()?;
         pb.set_position(tr.step as u64);
         let f = |k: &str| m[k].as_f64().map_or("-".into(), |v| format!("{v:.3}"));
-        pb.set_message(format!(
+        last = format!(
             "{} r {} acc {} rho {} {}s/step",
             cfg.algo.name(),
             f("reward_mean"),
             f("accuracy"),
             f("rho_mean"),
             f("seconds_step")
-        ));
+        );
+        pb.set_message(last.clone());
+        if first {
+            warn_of_cost(t.elapsed().as_secs_f64(), cfg.max_steps);
+        }
         tracing::info!("step {}: {}", tr.step, m);
     }
     pb.finish();
+    if let Some(e) = &tr.last_eval {
+        eprintln!(
+            "held-out accuracy after {} steps: {}",
+            tr.step,
+            accuracy_line(e)
+        );
+    }
     println!(
         "trained {} steps -> {} (final checkpoint {})",
         tr.step,
@@ -234,4 +248,36 @@ pub fn sft(a: SftArgs) -> Result<()> {
     pb.finish();
     println!("fine-tuned {} steps -> {}", tr.step, a.out.display());
     Ok(())
+}
+
+/// "0.125 (2/16, Wilson 95% CI [0.035, 0.360])" from an eval.jsonl line.
+fn accuracy_line(e: &serde_json::Value) -> String {
+    let ci = e["ci95"]
+        .as_array()
+        .map(|c| {
+            format!(
+                ", Wilson 95% CI [{:.3}, {:.3}]",
+                c[0].as_f64().unwrap_or(0.0),
+                c[1].as_f64().unwrap_or(0.0)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{:.3} ({}/{}{ci})",
+        e["accuracy"].as_f64().unwrap_or(0.0),
+        e["correct"],
+        e["n"]
+    )
+}
+
+/// After the first step: the run's estimated duration, said up front when it is long.
+fn warn_of_cost(first_step_secs: f64, max_steps: usize) {
+    let total = first_step_secs * max_steps as f64;
+    if total >= 600.0 {
+        eprintln!(
+            "note: the first step took {first_step_secs:.0} s; {max_steps} steps will take about {:.1} h \
+             here (--max-steps sets fewer; Ctrl-C and --resume continue later)",
+            total / 3600.0
+        );
+    }
 }

@@ -52,7 +52,9 @@ fn train_with_config_file_then_resume_after_kill() {
         &cfg,
         &format!(
             "algo = \"corr-po\"\nmodel = \"default\"\ndata = \"{}\"\nmax_steps = 4\ngroup_size = 2\n\
-             batch_prompts = 1\nmax_new_tokens = 64\nsave_every = 2\nlr = 1e-6\nseed = 5\n",
+             batch_prompts = 1\nmax_new_tokens = 64\nsave_every = 2\nlr = 1e-6\nseed = 5\n\
+             eval_data = \"{}\"\neval_limit = 2\n",
+            data.display(),
             data.display()
         ),
     );
@@ -104,6 +106,12 @@ fn train_with_config_file_then_resume_after_kill() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(steps(&run), vec![1, 2, 3, 4], "each step logged once");
+    // The held-out accuracy after training is printed, with its interval, as the one before.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("held-out accuracy after 4 steps: ") && err.contains("Wilson 95% CI ["),
+        "{err}"
+    );
     let m: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(run.join("metrics.jsonl"))
             .unwrap()

@@ -75,6 +75,8 @@ pub struct Trainer<'a> {
     metrics: MetricsLog,
     rollouts: MetricsLog,
     evals: MetricsLog,
+    /// The latest held-out evaluation of this process (eval.jsonl's last line).
+    pub last_eval: Option<Value>,
     /// CorR-PO with `fp_reuse_forward`: the forward of each micro-batch, recorded for the
     /// fingerprint before the rewards and used by the update's first epoch; keyed by
     /// (group cursor, first response).
@@ -159,6 +161,7 @@ impl<'a> Trainer<'a> {
             metrics: MetricsLog::open(&run.join("metrics.jsonl"), keep)?,
             rollouts: MetricsLog::open(&run.join("rollouts.jsonl"), keep)?,
             evals: MetricsLog::open(&run.join("eval.jsonl"), keep)?,
+            last_eval: None,
             recorded: Default::default(),
             cfg,
             policy,
@@ -175,6 +178,15 @@ impl<'a> Trainer<'a> {
 
     pub fn done(&self) -> bool {
         self.step >= self.cfg.max_steps
+    }
+
+    /// Whether the next [`Trainer::step`] ends with a held-out evaluation (every
+    /// `eval_every` steps and after the last one, when there is held-out data).
+    pub fn evaluates_after_next_step(&self) -> bool {
+        let next = self.step + 1;
+        self.eval_task.is_some()
+            && ((self.cfg.eval_every > 0 && next.is_multiple_of(self.cfg.eval_every))
+                || next >= self.cfg.max_steps)
     }
 
     fn problem_at(&self, c: usize) -> usize {
@@ -623,6 +635,7 @@ impl<'a> Trainer<'a> {
         };
         let r = self.evaluate(e)?;
         self.evals.append(&r)?;
+        self.last_eval = Some(r.clone());
         Ok(Some(r))
     }
 
