@@ -407,12 +407,14 @@ fn generate_responses(
         .collect::<Result<_>>()?;
     let pb = progress((reqs.len() * max_new) as u64, "generating");
     let mut out = vec![];
+    let mut cut = 0;
     // Batches of 8 prompts keep the left padding small.
     for (chunk_r, chunk_p) in reqs.chunks(8).zip(prompts.chunks(8)) {
         let c = generate_with_progress(&m.model, tok, &m.eos_ids(), chunk_r, &mut |n| {
             pb.inc(n as u64)
         })?;
         for (comp, (id, p)) in c.into_iter().zip(chunk_p) {
+            cut += usize::from(comp.finish_reason == egi_generate::FinishReason::Length);
             out.push(Text {
                 id: id.clone(),
                 prompt: p.clone(),
@@ -421,6 +423,13 @@ fn generate_responses(
         }
     }
     pb.finish_and_clear();
+    if cut > 0 {
+        eprintln!(
+            "note: {cut} of {} responses stop at the {max_new}-token limit, mid-sentence if need \
+             be (--max-new-tokens sets it); the fingerprint measures them as they are",
+            out.len()
+        );
+    }
     Ok(out)
 }
 

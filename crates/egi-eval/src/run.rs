@@ -421,11 +421,19 @@ pub fn table(summary: &Value) -> String {
     );
     for (name, e) in summary["metrics"].as_object().into_iter().flatten() {
         let mean = e["mean"].as_f64().unwrap_or(0.0);
-        let ci = pair(&e["ci95"]).unwrap_or("n/a".into());
-        let wilson = pair(&e["wilson95"])
-            .map(|w| format!(" (Wilson {w})"))
-            .unwrap_or_default();
-        let _ = writeln!(o, "  {name:<8} {mean:.3}  95% CI {ci}{wilson}");
+        // When every problem scores the same (0/n, n/n) the bootstrap's interval has no width
+        // and says nothing: then only Wilson's, which does.
+        let flat = e["ci95"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2 && c[0] == c[1]);
+        let line = match (pair(&e["ci95"]), pair(&e["wilson95"])) {
+            (_, Some(w)) if flat => format!("95% CI {w} (Wilson: every problem scored the same)"),
+            (Some(ci), Some(w)) => format!("95% CI {ci} (Wilson {w})"),
+            (Some(ci), None) => format!("95% CI {ci}"),
+            (None, Some(w)) => format!("95% CI {w} (Wilson)"),
+            (None, None) => "95% CI n/a".into(),
+        };
+        let _ = writeln!(o, "  {name:<8} {mean:.3}  {line}");
     }
     let _ = writeln!(o, "  verdicts: {}", summary["verdicts"]);
     for (title, key) in [
@@ -447,6 +455,27 @@ pub fn table(summary: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::fnv1a;
+
+    #[test]
+    fn table_prints_one_meaningful_interval_per_figure() {
+        let s = serde_json::json!({"bench": "b", "problems": 3, "samples_per_problem": 1,
+            "greedy": true, "metrics": {
+                "pass@1": {"mean": 0.0, "ci95": [0.0, 0.0], "wilson95": [0.0, 0.5617]},
+                "pass@4": {"mean": 0.5, "ci95": [0.2, 0.8], "wilson95": [0.1, 0.9]}},
+            "verdicts": {}, "by_extraction": {}, "by_finish_reason": {}});
+        let t = super::table(&s);
+        assert!(
+            t.contains(
+                "pass@1   0.000  95% CI [0.000, 0.562] (Wilson: every problem scored the same)"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("pass@4   0.500  95% CI [0.200, 0.800] (Wilson [0.100, 0.900])"),
+            "{t}"
+        );
+        assert!(!t.contains("[0.000, 0.000]"), "{t}");
+    }
 
     #[test]
     fn seeds_hash_is_fnv1a() {
