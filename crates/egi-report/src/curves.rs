@@ -366,8 +366,13 @@ fn run_name(dir: &Path) -> String {
             .map(str::to_owned)
     };
     let name = field("name").unwrap_or(base);
+    // The algorithm in brackets only when the name does not already say it ("grpo (grpo)").
     match field("algo") {
-        Some(algo) if field("name").is_some() => format!("{name} ({algo})"),
+        Some(algo)
+            if field("name").is_some() && !name.to_lowercase().contains(&algo.to_lowercase()) =>
+        {
+            format!("{name} ({algo})")
+        }
         _ => name,
     }
 }
@@ -508,6 +513,27 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legends_name_the_algorithm_once() {
+        let t = tempfile::tempdir().unwrap();
+        let named = |dir: &str, cfg: &str| {
+            let d = t.path().join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("config.json"), cfg).unwrap();
+            run_name(&d)
+        };
+        assert_eq!(named("a", r#"{"name": "grpo", "algo": "grpo"}"#), "grpo");
+        assert_eq!(
+            named("b", r#"{"name": "GRPO seed 1", "algo": "grpo"}"#),
+            "GRPO seed 1"
+        );
+        assert_eq!(
+            named("c", r#"{"name": "seed 1", "algo": "corr-po"}"#),
+            "seed 1 (corr-po)"
+        );
+        assert_eq!(named("d", r#"{"algo": "dapo"}"#), "d");
+    }
 
     #[test]
     fn smoothing_weights() {

@@ -394,7 +394,9 @@ impl Curves<'_> {
             let segs = segments(&c.x, &main);
             let few = segs.iter().map(Vec::len).sum::<usize>() <= 40;
             for seg in segs {
-                let width = if self.smooth > 0.0 { 3 } else { 2 };
+                // Each curve 2 px wider than the next one drawn over it, so that runs with
+                // identical values (e.g. one seed twice) show as nested lines, not one.
+                let width = if self.smooth > 0.0 { 3 } else { 2 } + 2 * (k - 1 - j) as u32;
                 // Markers for short series, and always for isolated points (no line to see).
                 if few || seg.len() == 1 {
                     chart.draw_series(seg.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
