@@ -136,6 +136,12 @@ fn train_with_config_file_then_resume_after_kill() {
         assert!(m[k].is_number(), "{k} missing in {m}");
     }
     assert!(run.join("rollouts.jsonl").is_file());
+    // Only the newest checkpoint keeps the optimizer's moments; the older keep the model.
+    let kept = egi_rl::checkpoint::list(&run);
+    assert_eq!(kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4]);
+    assert!(!kept[0].1.join("optimizer.safetensors").exists());
+    assert!(kept[0].1.join("model.safetensors").is_file());
+    assert!(kept[1].1.join("optimizer.safetensors").is_file());
     // The final checkpoint is a model directory other commands load.
     let last = egi_rl::checkpoint::latest(&run).unwrap().1;
     let out = egi().args(["info", "--model"]).arg(&last).output().unwrap();

@@ -1,5 +1,6 @@
 //! Run directories: checkpoints (HF model directory + optimizer moments + trainer state, moved
-//! into place in one rename), keep-last-K, and the metrics log that resumes with them.
+//! into place in one rename; the moments only in the newest), keep-last-K, and the metrics log
+//! that resumes with them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,12 @@ pub fn save(
         for (_, p) in &all[..all.len() - keep_last] {
             let _ = std::fs::remove_dir_all(p);
         }
+    }
+    // Only the newest checkpoint, the one `--resume` continues from, keeps the optimizer's
+    // moments (twice the weights' size in f32); the older ones keep the model, which is what
+    // eval and fingerprint load. Removed only once the new one is in place.
+    for (_, p) in list(run).iter().rev().skip(1) {
+        let _ = std::fs::remove_file(p.join(OPTIM_FILE));
     }
     Ok(dir)
 }
