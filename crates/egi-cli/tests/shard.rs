@@ -299,7 +299,7 @@ fn sharded_eval_merges_into_the_single_run_with_pass_at_k() {
             .collect();
         for (k, d) in dirs.iter().enumerate() {
             ok(eval(
-                &model,
+                model,
                 &bench,
                 d,
                 &["--shard", &format!("{}/{n}", k + 1)],

@@ -122,28 +122,6 @@ impl PartialRows {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_whole_files_readable_by_all_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b/out.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
-        assert_eq!(names.len(), 1, "a temporary file was left behind");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o644);
-        }
-    }
-}
-
 /// `complete.json` in an output folder: the key (input and options) of the finished run
 /// whose outputs the folder holds, so that the same command run again can say so and stop
 /// instead of recomputing what is there.
@@ -169,4 +147,26 @@ pub fn mark_complete(dir: &Path, key: &serde_json::Value) -> Result<()> {
 /// Forgets a finished run's record (its outputs are about to be replaced).
 pub fn clear_complete(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(COMPLETE));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_whole_files_readable_by_all_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/out.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a temporary file was left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
+    }
 }
