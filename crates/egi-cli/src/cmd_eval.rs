@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::common::{progress, write_atomic};
 use egi_report::fs::{clear_complete, completed_with, mark_complete};
+use egi_report::shard::Manifest;
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -34,17 +35,7 @@ pub enum EvalSub {
     /// over all the problems writes (samples.jsonl in problem order; Pass@k, CIs and verdicts
     /// from all samples). Refuses, naming it, a shard that is missing, unfinished, given
     /// twice or from other data or settings; then nothing is written.
-    Merge(MergeArgs),
-}
-
-#[derive(clap::Args)]
-pub struct MergeArgs {
-    /// The shards' output directories (their --out), in any order.
-    #[arg(required = true, num_args = 1..)]
-    dirs: Vec<PathBuf>,
-    /// Where the merged samples.jsonl and summary.json go.
-    #[arg(long)]
-    out: PathBuf,
+    Merge(crate::common::MergeArgs),
 }
 
 #[derive(clap::Args)]
@@ -209,15 +200,15 @@ fn run_eval(a: RunArgs) -> Result<()> {
                 "require_think_close": s.require_think_close, "bootstrap": s.bootstrap});
             let items = settings.problems.len();
             let (taken, positions) = shard.take(std::mem::take(&mut settings.problems));
+            eprintln!("shard {shard}: {} of the {items} problems", taken.len());
             settings.problems = taken;
-            Some((shard, key, items, positions))
+            Some(Manifest::new(shard, key, items, positions))
         }
         None => None,
     };
     let mut run = EvalRun::open(&out, settings)?;
-    if let Some((shard, key, items, positions)) = shard {
-        eprintln!("shard {shard}: {} of the {items} problems", positions.len());
-        run = run.as_shard(shard, key, items, positions)?;
+    if let Some(m) = shard {
+        run = run.as_shard(m)?;
     }
     if run.resumed() > 0 {
         eprintln!("resuming: {} problems already done", run.resumed());
@@ -241,7 +232,7 @@ fn run_eval(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn merge(a: MergeArgs) -> Result<()> {
+fn merge(a: crate::common::MergeArgs) -> Result<()> {
     let _lock = crate::lock::lock_dir(&a.out)?;
     let summary = egi_eval::run::merge(&a.dirs, &a.out)?;
     println!("{}", egi_eval::run::table(&summary));

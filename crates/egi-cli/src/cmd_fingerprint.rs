@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::common::progress;
 use egi_report::fs::{clear_complete, completed_with, mark_complete};
+use egi_report::shard::Manifest;
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -36,17 +37,7 @@ pub enum Sub {
     /// the whole input writes (responses.jsonl in input order, summary.json from all
     /// records, plots). Refuses, naming it, a shard that is missing, unfinished, given twice
     /// or from another input or settings; then nothing is written.
-    Merge(MergeArgs),
-}
-
-#[derive(clap::Args)]
-pub struct MergeArgs {
-    /// The shards' output directories (their --out), in any order.
-    #[arg(required = true, num_args = 1..)]
-    dirs: Vec<PathBuf>,
-    /// Where the merged responses.jsonl, summary.json and plots go.
-    #[arg(long)]
-    out: PathBuf,
+    Merge(crate::common::MergeArgs),
 }
 
 #[derive(clap::Args)]
@@ -323,17 +314,17 @@ fn run_probe(a: RunArgs) -> Result<()> {
                 "bootstrap": a.bootstrap, "n_layers": n_layers,
             });
             let (texts, positions) = shard.take(texts);
-            (texts, Some((shard, key, items, positions)))
+            eprintln!(
+                "shard {shard}: {} of the input's {items} texts",
+                texts.len()
+            );
+            (texts, Some(Manifest::new(shard, key, items, positions)))
         }
         _ => (texts, None),
     };
     let mut run = FingerprintRun::open(&out_dir, settings, texts)?;
-    if let Some((shard, key, items, positions)) = shard {
-        eprintln!(
-            "shard {shard}: {} of the input's {items} texts",
-            positions.len()
-        );
-        run = run.as_shard(shard, key, items, positions)?;
+    if let Some(m) = shard {
+        run = run.as_shard(m)?;
     }
     if run.resumed() > 0 {
         eprintln!("resuming: {} responses already done", run.resumed());
@@ -433,7 +424,7 @@ fn generate_responses(
     Ok(out)
 }
 
-fn merge(a: MergeArgs) -> Result<()> {
+fn merge(a: crate::common::MergeArgs) -> Result<()> {
     let _lock = crate::lock::lock_dir(&a.out)?;
     let (records, summary) = egi_probe::run::merge(&a.dirs, &a.out)?;
     println!("{}", egi_probe::run::table(&records, &summary, &a.out));

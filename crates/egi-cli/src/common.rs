@@ -173,3 +173,14 @@ pub fn say_complete(out: &std::path::Path, what: &str) {
         out.display()
     );
 }
+
+/// `egi fingerprint merge` and `egi eval merge`.
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The shards' output directories (their --out), in any order.
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged outputs go.
+    #[arg(long)]
+    pub out: PathBuf,
+}

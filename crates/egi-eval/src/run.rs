@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use egi_generate::{generate_ids, Completion, Request, SamplingParams};
 use egi_model::{Tokenizer, Transformer};
-use egi_report::shard::{check_parts, Manifest, Shard};
+use egi_report::shard::{check_parts, Manifest};
 use egi_report::{write_atomic, PartialRows};
 use egi_verify::{verify, Options, Verdict};
 use serde_json::{json, Value};
@@ -154,24 +154,10 @@ impl EvalRun {
         })
     }
 
-    /// Makes this run shard `shard` of a sharded evaluation (`--shard K/N`; its problems
-    /// already taken): `shard.json` records it now (unfinished) and when the run ends, with
-    /// what [`merge`] needs. `key` holds what must be equal across the parts.
-    pub fn as_shard(
-        mut self,
-        shard: Shard,
-        key: Value,
-        input_items: usize,
-        positions: Vec<usize>,
-    ) -> Result<Self> {
-        let m = Manifest {
-            shard,
-            key,
-            input_items,
-            positions,
-            finished: false,
-            extra: Value::Null,
-        };
+    /// Makes this run the shard `m` describes (`--shard K/N`; its problems already taken):
+    /// `shard.json` records it now (unfinished) and again when the run ends, with what
+    /// [`merge`] needs.
+    pub fn as_shard(mut self, m: Manifest) -> Result<Self> {
         m.write(&self.out)?;
         self.shard = Some(m);
         Ok(self)
@@ -268,13 +254,14 @@ impl EvalRun {
             s.bootstrap,
             wall,
         )?;
-        if let Some(mut m) = self.shard.take() {
-            m.finished = true;
-            m.extra = json!({
-                "head": head, "ks": s.ks, "bootstrap": s.bootstrap, "wall_seconds": wall,
-                "problem_ids": s.problems.iter().map(|p| &p.id).collect::<Vec<_>>(),
-            });
-            m.write(&self.out)?;
+        if let Some(m) = self.shard.take() {
+            m.finish(
+                &self.out,
+                json!({
+                    "head": head, "ks": s.ks, "bootstrap": s.bootstrap, "wall_seconds": wall,
+                    "problem_ids": s.problems.iter().map(|p| &p.id).collect::<Vec<_>>(),
+                }),
+            )?;
         }
         self.ck.finish();
         Ok(summary)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use egi_model::{Tokenizer, Transformer};
-use egi_report::shard::{check_parts, Manifest, Shard};
+use egi_report::shard::{check_parts, Manifest};
 use egi_report::{write_atomic, PartialRows};
 use serde_json::{json, Value};
 
@@ -81,25 +81,10 @@ impl FingerprintRun {
         })
     }
 
-    /// Makes this run shard `shard` of a sharded one (`--shard K/N`): `shard.json` records it
-    /// now (unfinished) and again when the run ends, with what [`merge`] needs. `key` holds
-    /// what must be equal across the parts (model, options, the input's sha256, ...);
-    /// `input_items` and `positions` place this shard's texts (already taken) in the input.
-    pub fn as_shard(
-        mut self,
-        shard: Shard,
-        key: Value,
-        input_items: usize,
-        positions: Vec<usize>,
-    ) -> Result<Self> {
-        let m = Manifest {
-            shard,
-            key,
-            input_items,
-            positions,
-            finished: false,
-            extra: Value::Null,
-        };
+    /// Makes this run the shard `m` describes (`--shard K/N`; its texts already taken):
+    /// `shard.json` records it now (unfinished) and again when the run ends, with what
+    /// [`merge`] needs.
+    pub fn as_shard(mut self, m: Manifest) -> Result<Self> {
         m.write(&self.out)?;
         self.shard = Some(m);
         Ok(self)
@@ -143,15 +128,13 @@ impl FingerprintRun {
         let s = &self.settings;
         let n_layers = model.cfg.num_layers;
         let summary = write_outputs(&self.out, &self.done, s, n_layers, wall)?;
-        if let Some(mut m) = self.shard.take() {
-            m.finished = true;
-            m.extra = json!({
+        if let Some(m) = self.shard.take() {
+            m.finish(&self.out, json!({
                 "ids": self.texts.iter().map(|t| &t.id).collect::<Vec<_>>(),
                 "skipped": self.done.iter().filter(|v| v.get("skipped").is_some()).collect::<Vec<_>>(),
                 "model": s.model, "options": s.options, "bootstrap": s.bootstrap,
                 "n_layers": n_layers, "wall_seconds": wall,
-            });
-            m.write(&self.out)?;
+            }))?;
         }
         self.rows.finish();
         Ok((self.done, summary))

@@ -81,6 +81,27 @@ pub struct Manifest {
 pub const MANIFEST: &str = "shard.json";
 
 impl Manifest {
+    /// The record of shard `shard`, not finished yet: `key` holds what must be equal across
+    /// the parts (model, options, the input's sha256, ...); `input_items` and `positions`
+    /// place the shard's items in the input.
+    pub fn new(shard: Shard, key: Value, input_items: usize, positions: Vec<usize>) -> Self {
+        Manifest {
+            shard,
+            key,
+            input_items,
+            positions,
+            finished: false,
+            extra: Value::Null,
+        }
+    }
+
+    /// Records in `dir` that the shard finished, with what its merge needs (`extra`).
+    pub fn finish(mut self, dir: &Path, extra: Value) -> Result<()> {
+        self.finished = true;
+        self.extra = extra;
+        self.write(dir)
+    }
+
     pub fn write(&self, dir: &Path) -> Result<()> {
         let v = json!({
             "shard": self.shard.to_string(), "k": self.shard.k, "n": self.shard.n,
