@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use egi_generate::{generate_ids, Completion, Request, SamplingParams};
 use egi_model::{Tokenizer, Transformer};
-use egi_report::shard::{check_parts, Manifest};
+use egi_report::shard::{check_parts, part_lines, Manifest};
 use egi_report::{write_atomic, PartialRows};
 use egi_verify::{verify, Options, Verdict};
 use serde_json::{json, Value};
@@ -339,12 +339,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value> {
             .map(String::as_str)
             .zip(m.positions.iter().copied())
             .collect();
-        let path = dir.join("samples.jsonl");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        for l in text.lines().filter(|l| !l.trim().is_empty()) {
-            let r: Value = serde_json::from_str(l)
-                .with_context(|| format!("{}: a line is not JSON", path.display()))?;
+        for r in part_lines(dir, "samples.jsonl")? {
             let id = r["problem_id"].as_str().unwrap_or("");
             let p = *at.get(id).with_context(|| {
                 format!(

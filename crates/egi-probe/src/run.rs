@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use egi_model::{Tokenizer, Transformer};
-use egi_report::shard::{check_parts, Manifest};
+use egi_report::shard::{check_parts, part_lines, Manifest};
 use egi_report::{write_atomic, PartialRows};
 use serde_json::{json, Value};
 
@@ -215,17 +215,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(Vec<Value>, Value)> {
             .map(String::as_str)
             .zip(m.positions.iter().copied())
             .collect();
-        let path = dir.join("responses.jsonl");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let mut records = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str::<Value>(l)
-                    .with_context(|| format!("{}: a line is not JSON", path.display()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut records = part_lines(dir, "responses.jsonl")?;
         records.extend(m.extra["skipped"].as_array().cloned().unwrap_or_default());
         if records.len() != ids.len() {
             bail!(

@@ -126,34 +126,48 @@ fn each_text(
     Ok(out)
 }
 
-/// Adds to each record with `tokens` a numpy array per (array, token field): int64 for
-/// `ids`, float64 otherwise (NaN where the field is null).
-fn token_arrays(records: &Bound<'_, PyList>, fields: &[(&str, &str)]) -> PyResult<()> {
-    let py = records.py();
-    for r in records.iter() {
-        let r = r.cast::<PyDict>()?;
-        let Some(tokens) = r.get_item("tokens")? else {
+/// Adds to each record of `list` (the Python form of `records`) with `tokens` a numpy array
+/// per (array, token field), read from the JSON records: int64 for `ids`, float64 otherwise
+/// (NaN where a mode leaves the field out, e.g. per-token influence with a per-step mode);
+/// `nuclear` (a list per token) becomes a tokens x matrices float64 array.
+fn token_arrays(
+    records: &[serde_json::Value],
+    list: &Bound<'_, PyList>,
+    fields: &[(&str, &str)],
+) -> PyResult<()> {
+    let py = list.py();
+    for (rec, item) in records.iter().zip(list.iter()) {
+        let Some(tokens) = rec["tokens"].as_array() else {
             continue;
         };
-        let tokens = tokens.cast::<PyList>()?;
+        let d = item.cast::<PyDict>()?;
         for &(array, field) in fields {
-            if array == "ids" {
-                let v: Vec<i64> = tokens
-                    .iter()
-                    .map(|t| t.get_item(field)?.extract())
-                    .collect::<PyResult<_>>()?;
-                r.set_item(array, PyArray1::from_vec(py, v))?;
-            } else {
-                // A field a mode leaves out (per-token influence with a per-step step mode) is NaN.
-                let v: Vec<f64> = tokens
-                    .iter()
-                    .map(|t| {
-                        Ok(t.get_item(field)?
-                            .extract::<Option<f64>>()?
-                            .unwrap_or(f64::NAN))
-                    })
-                    .collect::<PyResult<_>>()?;
-                r.set_item(array, PyArray1::from_vec(py, v))?;
+            let column = tokens.iter().map(|t| &t[field]);
+            match array {
+                "ids" => {
+                    let v: Vec<i64> = column.map(|x| x.as_i64().unwrap_or(-1)).collect();
+                    d.set_item(array, PyArray1::from_vec(py, v))?;
+                }
+                "nuclear" => {
+                    let rows: Vec<Vec<f64>> = column
+                        .map(|x| {
+                            x.as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                                .collect()
+                        })
+                        .collect();
+                    let width = rows.first().map_or(0, Vec::len);
+                    let a =
+                        numpy::ndarray::Array2::from_shape_vec((rows.len(), width), rows.concat())
+                            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                    d.set_item(array, a.into_pyarray(py))?;
+                }
+                _ => {
+                    let v: Vec<f64> = column.map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+                    d.set_item(array, PyArray1::from_vec(py, v))?;
+                }
             }
         }
     }
@@ -370,6 +384,7 @@ impl Model {
         })?;
         let list = to_py_list(py, &records)?;
         token_arrays(
+            &records,
             &list,
             &[
                 ("ids", "id"),
@@ -431,25 +446,11 @@ impl Model {
             })
             .map_err(py_err)?;
         let list = to_py_list(py, &records)?;
-        token_arrays(&list, &[("entropy", "entropy"), ("influence", "influence")])?;
+        let mut fields = vec![("entropy", "entropy"), ("influence", "influence")];
         if settings.per_matrix {
-            for r in list.iter() {
-                let r = r.cast::<PyDict>()?;
-                let Some(tokens) = r.get_item("tokens")? else {
-                    continue;
-                };
-                let rows: Vec<Vec<f64>> = tokens
-                    .cast::<PyList>()?
-                    .iter()
-                    .map(|t| t.get_item("nuclear")?.extract())
-                    .collect::<PyResult<_>>()?;
-                let width = rows.first().map_or(0, Vec::len);
-                let flat: Vec<f64> = rows.concat();
-                let a = numpy::ndarray::Array2::from_shape_vec((rows.len(), width), flat)
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                r.set_item("nuclear", a.into_pyarray(py))?;
-            }
+            fields.push(("nuclear", "nuclear"));
         }
+        token_arrays(&records, &list, &fields)?;
         Ok((list, to_py(py, &summary)?))
     }
 }

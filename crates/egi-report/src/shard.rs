@@ -235,6 +235,21 @@ pub fn check_parts(dirs: &[PathBuf], rerun: &str) -> Result<Vec<(PathBuf, Manife
     Ok(parts)
 }
 
+/// The JSON lines of a part's output file (`responses.jsonl`, `samples.jsonl`).
+pub fn part_lines(dir: &Path, file: &str) -> Result<Vec<Value>> {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
+        })
+        .collect()
+}
+
 /// The first key (dotted path) whose values differ, with both values.
 fn first_difference(a: &Value, b: &Value) -> Option<String> {
     fn walk(a: &Value, b: &Value, path: &str) -> Option<String> {
